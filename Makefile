@@ -1,0 +1,36 @@
+# Two commands on a fresh machine:  `make demo` (the main job)  and  `make test` (the test suite).
+# Both create .venv and install the pinned dependencies on first use.
+PY     ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat .ci/requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup demo test test-fast lint bench clean-venv
+
+$(STAMP): .ci/requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r .ci/requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)        ## quantize tiny SAM 2 (W8A8) on the bundled photos, export ONNX, validate on onnxruntime
+	$(BIN)/sam2-quant run
+
+test: $(STAMP)        ## lint + the whole test suite (slow tests on the real tiny SAM 2 included)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)   ## the suite without the slow tests
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(STAMP)       ## CPU EP latency/size/parity table -> docs/BENCHMARKS.md
+	$(BIN)/sam2-quant bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,79 @@
+"""sam2-quant-plugin: per-layer mixed-precision quantization of SAM 2 through torch.ao.quantization.
+
+model = build_sam2_model("sam2.1_hiera_t")             # seeded random init unless checkpoint=...
+qmodel = prepare_qat(model, load_recipe("w4a8"))       # torch.ao prepare_qat underneath
+calibrate(qmodel)                                       # observers see the bundled photos
+...train...
+frozen = freeze(qmodel)                                 # integer bits, fixed scales
+"""
+
+from __future__ import annotations
+
+import logging
+
+from . import observers as observers  # registers the observers by name
+from .api import (
+    QuantState,
+    current_recipe,
+    fake_quants,
+    freeze,
+    prepare_qat,
+    quant_state,
+    set_fake_quant,
+    set_observers,
+    weight_bits_summary,
+)
+from .calibrate import calibrate, default_forward_loop
+from .convert import convert
+from .errors import (
+    BitsError,
+    CalibrationError,
+    CheckpointError,
+    DataError,
+    ExportError,
+    ModelConfigError,
+    ParityError,
+    RecipeError,
+    Sam2QuantError,
+)
+from .fake_quant import FrozenFakeQuantize, LearnableBitFakeQuantize, bit_penalty
+from .recipe import LayerRule, QuantSpec, Recipe, load_recipe, resolve, save_recipe
+from .sam2 import build_sam2_model, save_checkpoint
+
+__version__ = "0.1.0"
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "BitsError",
+    "CalibrationError",
+    "CheckpointError",
+    "DataError",
+    "ExportError",
+    "FrozenFakeQuantize",
+    "LayerRule",
+    "LearnableBitFakeQuantize",
+    "ModelConfigError",
+    "ParityError",
+    "QuantSpec",
+    "QuantState",
+    "Recipe",
+    "RecipeError",
+    "Sam2QuantError",
+    "bit_penalty",
+    "build_sam2_model",
+    "calibrate",
+    "convert",
+    "current_recipe",
+    "default_forward_loop",
+    "fake_quants",
+    "freeze",
+    "load_recipe",
+    "prepare_qat",
+    "quant_state",
+    "resolve",
+    "save_checkpoint",
+    "save_recipe",
+    "set_fake_quant",
+    "set_observers",
+    "weight_bits_summary",
+]

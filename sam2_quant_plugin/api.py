@@ -1,0 +1,183 @@
+"""The verbs: ``prepare_qat`` -> ``calibrate`` -> (train) -> ``freeze`` -> ``convert`` / export.
+
+Each layer a recipe selects gets torch.ao QAT treatment (``Linear``/``Conv2d`` -> ``qat.Linear``/
+``qat.Conv2d`` with this package's weight fake-quant) and, when the recipe gives activation bits, a
+fake-quant on the layer's *input* in a forward pre-hook. Module names are unchanged, so SAM 2 code,
+state_dicts and hooks keep working.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import RecipeError
+from .fake_quant.frozen import FrozenFakeQuantize
+from .qconfig import make_fake_quant, qconfig_for
+from .recipe.io import load_recipe
+from .recipe.resolve import LayerPlan, resolve
+from .recipe.schema import LayerRule, Recipe
+from .torchao_adapter import FakeQuantizeBase, ObserverBase, ao_prepare_qat
+
+log = logging.getLogger(__name__)
+
+INPUT_FQ = "input_fake_quant"
+STATE_ATTR = "sam2_quant_state"
+
+
+@dataclass
+class QuantState:
+    """What ``prepare_qat`` did, kept on the model (survives deepcopy)."""
+
+    recipe: Recipe
+    plans: dict[str, LayerPlan]
+    frozen: bool = False
+    history: list[str] = field(default_factory=list)
+
+
+def quant_state(model: nn.Module) -> QuantState:
+    state = getattr(model, STATE_ATTR, None)
+    if state is None:
+        raise RecipeError("model is not prepared: call prepare_qat(model, recipe) first")
+    return state
+
+
+def _quantize_input(module: nn.Module, args: tuple) -> tuple:
+    return (getattr(module, INPUT_FQ)(args[0]), *args[1:])
+
+
+def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool = False) -> nn.Module:
+    """Insert fake-quant per the recipe through torch.ao ``prepare_qat``; returns the prepared model.
+
+    ``recipe`` is a :class:`Recipe`, a YAML path, or a shipped recipe name (``w8a8``). The model's
+    train/eval mode is kept. Raises :class:`RecipeError` if a rule matches nothing or the model is
+    already prepared.
+    """
+    if getattr(model, STATE_ATTR, None) is not None:
+        raise RecipeError("model is already prepared; call prepare_qat on the float model")
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    plans = {n: p for n, p in resolve(model, recipe).items() if p.quantized}
+    if not plans:
+        raise RecipeError(f"recipe {recipe.name!r} quantizes no layer of this model; check its targets/rules")
+    model = model if inplace else copy.deepcopy(model)
+    ao_prepare_qat(model, {n: qconfig_for(p) for n, p in plans.items() if p.weight is not None})
+    for name, plan in plans.items():
+        if plan.activation is not None:
+            mod = model.get_submodule(name)
+            mod.add_module(INPUT_FQ, make_fake_quant(plan.activation))
+            mod.register_forward_pre_hook(_quantize_input)
+    setattr(model, STATE_ATTR, QuantState(recipe, plans))
+    wbits = [p.weight_bits for p in plans.values() if p.weight_bits]
+    log.info(
+        "prepared %d layers with recipe %r (weight bits %s..%s)",
+        len(plans),
+        recipe.name,
+        min(wbits, default=None),
+        max(wbits, default=None),
+    )
+    return model
+
+
+def fake_quants(model: nn.Module) -> dict[str, FakeQuantizeBase]:
+    """Name -> every fake-quant module in the model."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, FakeQuantizeBase)}
+
+
+def set_observers(model: nn.Module, enabled: bool) -> None:
+    """Turn statistics collection on or off everywhere (fake-quants and output observers)."""
+    for m in model.modules():
+        if isinstance(m, FakeQuantizeBase):
+            m.enable_observer(enabled)
+        elif isinstance(m, ObserverBase) and hasattr(m, "enabled"):
+            m.enabled.fill_(1 if enabled else 0)
+
+
+def set_fake_quant(model: nn.Module, enabled: bool) -> None:
+    """Turn fake quantization on or off everywhere (off: the prepared model computes in float)."""
+    for m in fake_quants(model).values():
+        m.enable_fake_quant(enabled)
+
+
+def freeze(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """Fix every quantizer: learned bits rounded to integers, scales constant, observers off.
+
+    Returns an eval-mode model whose fake-quants are :class:`FrozenFakeQuantize`, ready for
+    :func:`convert` or ONNX export; the stored plans are updated to the frozen bit widths.
+    """
+    state = quant_state(model)
+    model = model if inplace else copy.deepcopy(model)
+    state = quant_state(model)
+    set_observers(model, False)
+    for name, fq in list(fake_quants(model).items()):
+        if isinstance(fq, FrozenFakeQuantize):
+            continue
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, FrozenFakeQuantize.from_fake_quant(fq))
+    state.plans = {n: _plan_with_frozen_bits(model, p) for n, p in state.plans.items()}
+    state.frozen = True
+    return model.eval()
+
+
+def _plan_with_frozen_bits(model: nn.Module, plan: LayerPlan) -> LayerPlan:
+    mod = model.get_submodule(plan.name)
+    w = plan.weight
+    a = plan.activation
+    if w is not None and isinstance(getattr(mod, "weight_fake_quant", None), FrozenFakeQuantize):
+        w = w.with_bits(mod.weight_fake_quant.bits)
+    if a is not None and isinstance(getattr(mod, INPUT_FQ, None), FrozenFakeQuantize):
+        a = a.with_bits(getattr(mod, INPUT_FQ).bits)
+    return LayerPlan(plan.name, plan.type_name, w, a, plan.matched_by, plan.params)
+
+
+def current_recipe(model: nn.Module, name: str | None = None) -> Recipe:
+    """The model's per-layer precision as a recipe of exact-name rules (integer bits as they are now).
+
+    This is how learned or searched bit widths become a YAML file the core loads again.
+    """
+    state = quant_state(model)
+    rules = []
+    for lname, plan in state.plans.items():
+        mod = model.get_submodule(lname)
+        w, a = plan.weight, plan.activation
+        wfq, afq = getattr(mod, "weight_fake_quant", None), getattr(mod, INPUT_FQ, None)
+        if w is not None and wfq is not None:
+            w = w.with_bits(wfq.bits)
+        if a is not None and afq is not None:
+            a = a.with_bits(afq.bits)
+        rules.append(LayerRule(match=lname, weight=w, activation=a))
+    base = state.recipe
+    return Recipe(
+        name=name or f"{base.name}-resolved",
+        description=f"per-layer bits resolved from {base.name!r}",
+        model=base.model,
+        targets=base.targets,
+        default=None,
+        rules=tuple(rules),
+    )
+
+
+def weight_bits_summary(model: nn.Module) -> dict[str, float]:
+    """Parameter-weighted average weight bits and quantized weight bytes over the prepared layers."""
+    state = quant_state(model)
+    total_bits = total_params = 0.0
+    for lname in state.plans:
+        fq = getattr(model.get_submodule(lname), "weight_fake_quant", None)
+        if fq is None:
+            continue
+        n = float(model.get_submodule(lname).weight.numel())
+        total_bits += fq.bits * n
+        total_params += n
+    avg = total_bits / total_params if total_params else 0.0
+    return {"avg_weight_bits": avg, "quantized_params": total_params, "weight_bytes": total_bits / 8}
+
+
+def has_nonfinite_params(model: nn.Module) -> list[str]:
+    """Names of parameters holding NaN or Inf."""
+    return [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]

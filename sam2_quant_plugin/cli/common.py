@@ -1,0 +1,30 @@
+"""Arguments shared by sub-commands: model, checkpoint, image size, images, output folders."""
+
+from __future__ import annotations
+
+import argparse
+
+from torch import nn
+
+from ..sam2.build import build_sam2_model
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, image_size: int = 512) -> None:
+    p.add_argument("--config", default="sam2.1_hiera_t", help="SAM 2 config: sam2.1_hiera_{t,s,b+,l}")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="SAM 2 checkpoint (.pt). Without it the model is SEEDED RANDOM INIT (plumbing only).",
+    )
+    p.add_argument("--image-size", type=int, default=image_size, help="model input size (multiple of 32)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random init and sampling")
+
+
+def build_model(args: argparse.Namespace) -> nn.Module:
+    return build_sam2_model(args.config, args.checkpoint, image_size=args.image_size, seed=args.seed)
+
+
+def weights_label(model: nn.Module) -> str:
+    """What weights a report is about: the checkpoint path or 'RANDOM INIT (seed=N)'."""
+    w = str(getattr(model, "sam2_quant_weights", "unknown"))
+    return w if not w.startswith("random") else f"RANDOM INIT ({w}); not a trained SAM 2"

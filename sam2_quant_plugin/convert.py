@@ -1,0 +1,99 @@
+"""``convert``: a frozen fake-quant model -> torch CPU int8 modules (torch.ao ``convert``).
+
+Layers with weight *and* activation bits become torch.ao quantized modules (fbgemm/x86 int8 kernels)
+between a ``Quantize`` built from the layer's input quantizer and a ``DeQuantize``. Weight-only layers
+become plain float modules holding their fake-quantized weights (torch has no CPU kernel for them).
+Numerics match the fake-quant model when activation bits are 8; the int8 kernels also round each
+layer's output to uint8, which the fake-quant model does not do.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+from torch import nn
+
+from .api import INPUT_FQ, _quantize_input, freeze, quant_state
+from .fake_quant.frozen import FrozenFakeQuantize
+from .torchao_adapter import ao_convert, dequantize_module, quantize_module, select_engine
+
+log = logging.getLogger(__name__)
+
+
+class QuantizedLayer(nn.Module):
+    """float -> quantize -> int8 layer -> dequantize -> float."""
+
+    def __init__(self, quant: nn.Module, module: nn.Module, dequant: nn.Module) -> None:
+        super().__init__()
+        self.quant, self.module, self.dequant = quant, module, dequant
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dequant(self.module(self.quant(x)))
+
+
+def _float_twin(mod: nn.Module) -> nn.Module:
+    """A plain nn.Linear / nn.Conv2d with the fake-quantized weight of a QAT module."""
+    with torch.no_grad():
+        w = mod.weight_fake_quant(mod.weight)
+    if isinstance(mod, nn.Linear):
+        out = nn.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None)
+    else:
+        out = nn.Conv2d(
+            mod.in_channels,
+            mod.out_channels,
+            mod.kernel_size,
+            mod.stride,
+            mod.padding,
+            mod.dilation,
+            mod.groups,
+            mod.bias is not None,
+            mod.padding_mode,
+        )
+    out.weight.data.copy_(w)
+    if mod.bias is not None:
+        out.bias.data.copy_(mod.bias.detach())
+    return out
+
+
+def _input_quantize(fq: FrozenFakeQuantize) -> nn.Module:
+    if fq.per_channel:
+        raise ValueError("torch int8 kernels need per-tensor activation quantization")
+    scale, zp = float(fq.scale), int(fq.zero_point)
+    if fq.signed:  # the int8 kernels take uint8 activations: shift the codes, same real values
+        zp += 128
+    return quantize_module(scale, zp, torch.quint8)
+
+
+def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """torch CPU int8 model from a prepared (frozen or not) model. Returns an eval-mode model."""
+    state = quant_state(model)
+    if not state.frozen:
+        model = freeze(model, inplace=inplace)
+    elif not inplace:
+        model = copy.deepcopy(model)
+    state = quant_state(model)
+    engine = select_engine()
+    n_int8 = n_folded = 0
+    for name, plan in state.plans.items():
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        mod = getattr(parent, attr)
+        if not hasattr(mod, "weight_fake_quant"):
+            continue  # activation-only layer: stays float with its input fake-quant
+        if plan.activation is None:
+            setattr(parent, attr, _float_twin(mod))
+            n_folded += 1
+            continue
+        quant = _input_quantize(getattr(mod, INPUT_FQ))
+        for key, hook in list(mod._forward_pre_hooks.items()):
+            if hook is _quantize_input:
+                del mod._forward_pre_hooks[key]
+        delattr(mod, INPUT_FQ)
+        wrapper = QuantizedLayer(quant, mod, dequantize_module())
+        setattr(parent, attr, wrapper)
+        ao_convert(wrapper)
+        n_int8 += 1
+    log.info("convert (%s): %d int8 layers, %d weight-only layers folded to float", engine, n_int8, n_folded)
+    return model.eval()

@@ -1,0 +1,96 @@
+"""``FrozenFakeQuantize``: fixed integer bits and fixed qparams, the form export and convert read.
+
+Its forward calls ``torch.fake_quantize_per_{tensor,channel}_affine``, which the TorchScript ONNX
+exporter lowers to QuantizeLinear/DequantizeLinear (8-bit ranges); the ONNX package lowers other
+ranges to Q -> Clip -> DQ.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..numerics import fake_quantize_exact, qrange
+from ..torchao_adapter import FakeQuantizeBase
+
+
+class FrozenFakeQuantize(FakeQuantizeBase):
+    """Fake-quantize with constant ``bits``, ``scale``, ``zero_point``; no observer, no parameters."""
+
+    scale: torch.Tensor
+    zero_point: torch.Tensor
+
+    def __init__(
+        self,
+        scale: torch.Tensor,
+        zero_point: torch.Tensor,
+        bits: int,
+        signed: bool,
+        narrow_range: bool = False,
+        ch_axis: int | None = None,
+        symmetric: bool = True,
+    ) -> None:
+        super().__init__()
+        self.bits, self.signed, self.narrow_range, self.symmetric = (
+            int(bits),
+            bool(signed),
+            narrow_range,
+            symmetric,
+        )
+        self.quant_min, self.quant_max = qrange(self.bits, self.signed, narrow_range)
+        scale = scale.detach().float().reshape(-1)
+        zero_point = zero_point.detach().round().to(torch.int32).reshape(-1)
+        self.per_channel = ch_axis is not None and scale.numel() > 1
+        self.ch_axis = int(ch_axis) if self.per_channel else -1
+        self.dtype = torch.qint8 if signed else torch.quint8
+        if self.per_channel:
+            self.qscheme = torch.per_channel_symmetric if symmetric else torch.per_channel_affine
+        else:
+            self.qscheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
+        self.register_buffer("scale", scale)
+        self.register_buffer("zero_point", zero_point)
+        self.disable_observer()
+
+    @classmethod
+    def from_fake_quant(cls, fq: FakeQuantizeBase) -> FrozenFakeQuantize:
+        """Freeze a torch.ao ``FakeQuantize`` or a :class:`LearnableBitFakeQuantize` at its current state."""
+        scale, zp = fq.calculate_qparams()
+        bits = getattr(fq, "bits", None)
+        qmin, qmax = int(fq.quant_min), int(fq.quant_max)
+        signed = qmin < 0
+        if bits is None:
+            bits = int(qmax - qmin + 1).bit_length() - 1
+        narrow = (qmin, qmax) != qrange(bits, signed)
+        if narrow and (qmin, qmax) != qrange(bits, signed, narrow=True):
+            raise ValueError(f"range [{qmin}, {qmax}] is not a {bits}-bit range")
+        per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
+        symmetric = fq.qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
+        frozen = cls(scale, zp, bits, signed, narrow, fq.ch_axis if per_channel else None, symmetric)
+        frozen.fake_quant_enabled.copy_(fq.fake_quant_enabled)
+        return frozen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fake_quant_enabled[0] == 0:
+            return x
+        return fake_quantize_exact(
+            x,
+            self.scale,
+            self.zero_point,
+            self.quant_min,
+            self.quant_max,
+            self.ch_axis if self.per_channel else None,
+        )
+
+    @torch.jit.export
+    def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        return self.scale, self.zero_point
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for key in ("scale", "zero_point"):
+            if prefix + key in state_dict:
+                getattr(self, key).resize_(state_dict[prefix + key].shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return (
+            f"bits={self.bits}, qrange=[{self.quant_min}, {self.quant_max}], per_channel={self.per_channel}"
+        )

@@ -1,0 +1,63 @@
+"""Atomic file writes and run folders that never overwrite earlier results."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], *, overwrite: bool = False) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    A crash leaves either the old file or the new one, never half a file. Without ``overwrite`` an
+    existing ``path`` raises :class:`FileExistsError`.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        alt = path.with_name(f"{path.stem}-2{path.suffix}")
+        raise FileExistsError(
+            f"{path} already exists; refusing to overwrite it. Fix: pass a new name (e.g. {alt}) "
+            "or delete the old file first."
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as fh:  # the bytes reach the disk before the rename makes them visible
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = False) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text), overwrite=overwrite)
+
+
+def atomic_write_json(path: str | Path, data: Any, *, overwrite: bool = False) -> Path:
+    return atomic_write_text(
+        path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", overwrite=overwrite
+    )
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """Create ``root/<UTC timestamp>_<name>`` (with a numeric suffix if taken); never reuses a folder."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    for i in range(1000):
+        d = root / (f"{stamp}_{name}" + (f"-{i}" if i else ""))
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a fresh run folder under {root}")

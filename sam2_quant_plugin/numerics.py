@@ -1,0 +1,211 @@
+"""Pure quantization maths: integer ranges, straight-through rounding, qparams, clip search.
+
+Nothing here imports torch.ao; observers and fake-quant modules are thin layers over these functions.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import BitsError
+
+MIN_BITS = 2
+MAX_BITS = 8
+
+
+def check_bits(bits: int, *, what: str = "bits", lo: int = MIN_BITS, hi: int = MAX_BITS) -> int:
+    """Return ``bits`` as int if it lies in [lo, hi]; otherwise raise :class:`BitsError`."""
+    if isinstance(bits, bool) or not float(bits).is_integer():
+        raise BitsError(f"{what}={bits!r} is not an integer; use a whole number in {lo}..{hi}")
+    b = int(bits)
+    if not lo <= b <= hi:
+        raise BitsError(f"{what}={b} is outside the supported range {lo}..{hi}; pick a value in {lo}..{hi}")
+    return b
+
+
+def qrange(bits: int, signed: bool, narrow: bool = False) -> tuple[int, int]:
+    """Integer range of a ``bits``-wide code: signed [-2^(b-1), 2^(b-1)-1], unsigned [0, 2^b-1].
+
+    ``narrow`` drops the most negative code (signed) or the top code (unsigned), the usual
+    choice for symmetric weights so that +/- clip at the same magnitude.
+    """
+    if signed:
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        return (lo + 1, hi) if narrow else (lo, hi)
+    hi = 2**bits - 1
+    return (0, hi - 1) if narrow else (0, hi)
+
+
+def qrange_tensor(
+    bits: torch.Tensor, signed: bool, narrow: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`qrange` for a (possibly fractional, differentiable) bit tensor."""
+    two = torch.tensor(2.0, dtype=bits.dtype, device=bits.device)
+    if signed:
+        hi = two ** (bits - 1) - 1
+        lo = -hi if narrow else -hi - 1
+        return lo, hi
+    hi = two**bits - 1
+    return torch.zeros_like(hi), (hi - 1 if narrow else hi)
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """Round in the forward pass, identity gradient in the backward pass."""
+    return (torch.round(x) - x).detach() + x
+
+
+def ste_clamp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Clamp in the forward pass, identity gradient (also at the bounds) in the backward pass.
+
+    ``torch.clamp`` zeroes the gradient outside [lo, hi], so a parameter initialised at a bound could
+    never move away from it; this keeps it trainable.
+    """
+    return (torch.clamp(x, lo, hi) - x).detach() + x
+
+
+def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Scale the gradient of ``x`` by ``factor`` without changing its value (LSQ step-size trick)."""
+    return (x - x * factor).detach() + x * factor
+
+
+def reduce_minmax(x: torch.Tensor, ch_axis: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Min and max of ``x`` over all elements, or per slice along ``ch_axis``."""
+    if ch_axis is None:
+        return x.min().reshape(1), x.max().reshape(1)
+    flat = x.transpose(0, ch_axis).reshape(x.shape[ch_axis], -1)
+    return flat.min(dim=1).values, flat.max(dim=1).values
+
+
+def channel_view(t: torch.Tensor, x: torch.Tensor, ch_axis: int | None) -> torch.Tensor:
+    """Reshape a per-channel vector ``t`` so it broadcasts against ``x`` along ``ch_axis``."""
+    if ch_axis is None or t.numel() == 1:
+        return t.reshape(())
+    shape = [1] * x.dim()
+    shape[ch_axis] = -1
+    return t.reshape(shape)
+
+
+def qparams_from_minmax(
+    min_val: torch.Tensor,
+    max_val: torch.Tensor,
+    qmin: int,
+    qmax: int,
+    symmetric: bool,
+    eps: float = 1e-8,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and integer zero point that map [min_val, max_val] (widened to hold 0) onto [qmin, qmax].
+
+    Symmetric: zero point is 0 for signed ranges and the mid code for unsigned ones, scale from the
+    largest magnitude. Affine: scale spans the range, zero point rounds and clamps into [qmin, qmax].
+    """
+    if not (torch.isfinite(min_val).all() and torch.isfinite(max_val).all()):
+        raise ValueError("range holds NaN or Inf; the observed tensor is not finite")
+    min_neg = torch.minimum(min_val, torch.zeros_like(min_val))
+    max_pos = torch.maximum(max_val, torch.zeros_like(max_val))
+    if symmetric:
+        amax = torch.maximum(-min_neg, max_pos)
+        scale = torch.clamp(amax / ((qmax - qmin) / 2), min=eps)
+        zp = torch.zeros_like(scale) if qmin < 0 else torch.full_like(scale, (qmin + qmax + 1) // 2)
+    else:
+        scale = torch.clamp((max_pos - min_neg) / (qmax - qmin), min=eps)
+        zp = torch.clamp(qmin - torch.round(min_neg / scale), qmin, qmax)
+    return scale.float(), zp.to(torch.int32)
+
+
+def fake_quantize(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    zero_point: torch.Tensor,
+    qmin: int | torch.Tensor,
+    qmax: int | torch.Tensor,
+    ch_axis: int | None = None,
+) -> torch.Tensor:
+    """Quantize-dequantize with straight-through rounding; differentiable in x, scale and the bounds."""
+    s = channel_view(scale, x, ch_axis)
+    z = channel_view(zero_point.to(x.dtype), x, ch_axis)
+    q = ste_round(x / s) + z
+    q = torch.maximum(
+        torch.minimum(q, torch.as_tensor(qmax, dtype=x.dtype)), torch.as_tensor(qmin, dtype=x.dtype)
+    )
+    return (q - z) * s
+
+
+def fake_quantize_exact(
+    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int, ch_axis: int | None
+) -> torch.Tensor:
+    """torch's fused fake-quant kernel (the op the TorchScript ONNX exporter lowers to Q/DQ).
+
+    Bit-identical between a learnable quantizer in inference and its frozen copy.
+    """
+    zp = zero_point.round().to(torch.int32).reshape(-1)
+    if ch_axis is not None:
+        return torch.fake_quantize_per_channel_affine(x, scale.reshape(-1), zp, ch_axis, qmin, qmax)
+    return torch.fake_quantize_per_tensor_affine(x, scale.reshape(-1), zp, qmin, qmax)
+
+
+def quantize_to_int(
+    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int, ch_axis: int | None
+) -> torch.Tensor:
+    """Integer codes of ``x`` (int32), the storage form of a frozen weight."""
+    s = channel_view(scale, x, ch_axis)
+    z = channel_view(zero_point.to(torch.float32), x, ch_axis)
+    return torch.clamp(torch.round(x / s) + z, qmin, qmax).to(torch.int32)
+
+
+def mse_clip_search(
+    x: torch.Tensor,
+    qmin: int,
+    qmax: int,
+    ch_axis: int | None,
+    symmetric: bool = True,
+    grid: int = 100,
+    min_ratio: float = 0.3,
+    norm: float = 2.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-slice clipped range [lo, hi] that minimises the Lp quantization error of ``x``.
+
+    Tries ``grid`` shrink ratios in [min_ratio, 1] of the min/max range and keeps, per channel, the
+    ratio with the smallest sum |x - fq(x)|^norm. Returns the clipped (min, max).
+    """
+    x = x.detach().float()
+    lo, hi = reduce_minmax(x, ch_axis)
+    flat = x if ch_axis is None else x.transpose(0, ch_axis).reshape(x.shape[ch_axis], -1)
+    flat = flat.reshape(1, -1) if ch_axis is None else flat
+    best_err = torch.full_like(lo, float("inf"))
+    best_lo, best_hi = lo.clone(), hi.clone()
+    for r in torch.linspace(min_ratio, 1.0, grid, dtype=torch.float32).tolist():
+        c_lo, c_hi = lo * r, hi * r
+        scale, zp = qparams_from_minmax(c_lo, c_hi, qmin, qmax, symmetric)
+        err = (fake_quantize(flat, scale, zp, qmin, qmax, ch_axis=0) - flat).abs().pow(norm).sum(dim=1)
+        better = err < best_err
+        best_err = torch.where(better, err, best_err)
+        best_lo = torch.where(better, c_lo, best_lo)
+        best_hi = torch.where(better, c_hi, best_hi)
+    return best_lo, best_hi
+
+
+def histogram_percentile(
+    hist: torch.Tensor, lo: float, hi: float, q_low: float, q_high: float
+) -> tuple[float, float]:
+    """Values at quantiles ``q_low``/``q_high`` (0..1) of a histogram spanning [lo, hi].
+
+    Linear interpolation inside the bin where the cumulative count crosses the quantile.
+    """
+    total = float(hist.sum())
+    if total <= 0:
+        raise ValueError("empty histogram: the observer saw no data")
+    cdf = torch.cumsum(hist.double(), 0) / total
+    width = (hi - lo) / hist.numel()
+
+    def at(q: float) -> float:
+        idx = int(torch.searchsorted(cdf, torch.tensor([q], dtype=torch.float64)).clamp(max=hist.numel() - 1))
+        prev = float(cdf[idx - 1]) if idx > 0 else 0.0
+        frac = (q - prev) / max(float(cdf[idx]) - prev, 1e-12)
+        return lo + (idx + min(max(frac, 0.0), 1.0)) * width
+
+    return at(q_low), at(q_high)
+
+
+def bits_tensor_from_offset(offset: torch.Tensor, min_bits: int, max_bits: int) -> torch.Tensor:
+    """Integer-valued bit width from a learnable offset: STE-round, then STE-clamp into [min, max]."""
+    return ste_clamp(ste_round(offset + min_bits), float(min_bits), float(max_bits))

@@ -1,0 +1,132 @@
+"""Resolve a recipe against a model: one :class:`LayerPlan` per quantizable layer.
+
+Precedence, highest first (documented in README and tested):
+
+1. exact module name;
+2. ``re:`` regex (full match; among several matching regexes, the first in file order wins);
+3. ``type:`` module class name, for layers under the recipe's ``targets`` (first in file order wins);
+4. ``default``, for layers under one of the recipe's ``targets`` prefixes.
+
+A rule that selects no quantizable layer is an error naming the rule, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import RecipeError
+from .schema import LayerRule, QuantSpec, Recipe
+
+#: Layer types a recipe can quantize (torch.ao QAT swaps exactly these).
+QUANTIZABLE_TYPES: dict[str, type[nn.Module]] = {"Linear": nn.Linear, "Conv2d": nn.Conv2d}
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """What happens to one layer: the resolved specs and which rule decided."""
+
+    name: str
+    type_name: str
+    weight: QuantSpec | None
+    activation: QuantSpec | None
+    matched_by: str
+    params: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.weight is not None or self.activation is not None
+
+    @property
+    def weight_bits(self) -> int | None:
+        return self.weight.bits if self.weight else None
+
+    @property
+    def activation_bits(self) -> int | None:
+        return self.activation.bits if self.activation else None
+
+
+def quantizable_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Name -> module for every layer of a quantizable type (including already-prepared QAT ones)."""
+    kinds = tuple(QUANTIZABLE_TYPES.values())
+    return {n: m for n, m in model.named_modules() if isinstance(m, kinds) and n}
+
+
+def _type_name(m: nn.Module) -> str:
+    for name, cls in QUANTIZABLE_TYPES.items():
+        if isinstance(m, cls):
+            return name
+    return type(m).__name__
+
+
+def _under(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
+    """Per-layer plan for every quantizable layer that a rule or the default reaches.
+
+    Raises :class:`RecipeError` naming every rule that selects nothing, and any type rule for a
+    type this package cannot quantize.
+    """
+    layers = quantizable_layers(model)
+    all_names = {n for n, _ in model.named_modules()}
+    by_kind: dict[str, list[LayerRule]] = {"exact": [], "regex": [], "type": []}
+    for rule in recipe.rules:
+        by_kind[rule.kind].append(rule)
+
+    problems: list[str] = []
+    for rule in by_kind["type"]:
+        if rule.pattern not in QUANTIZABLE_TYPES:
+            problems.append(f"{rule.match!r}: unknown type; supported types are {sorted(QUANTIZABLE_TYPES)}")
+    for rule in by_kind["exact"]:
+        if rule.match not in layers:
+            hint = "it is not a Linear/Conv2d layer" if rule.match in all_names else "no module has that name"
+            problems.append(f"{rule.match!r}: {hint}")
+    compiled: list[tuple[LayerRule, re.Pattern[str]]] = []
+    for rule in by_kind["regex"]:
+        try:
+            compiled.append((rule, re.compile(rule.pattern)))
+        except re.error as e:
+            problems.append(f"{rule.match!r}: invalid regex ({e})")
+    used: set[str] = set()
+    plans: dict[str, LayerPlan] = {}
+    exact = {r.match: r for r in by_kind["exact"]}
+    for name, mod in layers.items():
+        tname = _type_name(mod)
+        rule = exact.get(name)
+        if rule is None:
+            rule = next((r for r, rx in compiled if rx.fullmatch(name)), None)
+        if rule is None and _under(name, recipe.targets):
+            rule = next((r for r in by_kind["type"] if r.pattern == tname), None)
+        if rule is not None:
+            used.add(rule.match)
+            matched_by = rule.match if rule.kind != "exact" else "exact"
+        elif recipe.default is not None and _under(name, recipe.targets):
+            rule, matched_by = recipe.default, "default"
+        else:
+            continue
+        params = sum(p.numel() for p in mod.parameters(recurse=False))
+        plans[name] = LayerPlan(name, tname, rule.weight, rule.activation, matched_by, params)
+
+    for rule, rx in compiled:
+        if not any(rx.fullmatch(n) for n in layers):
+            problems.append(f"{rule.match!r}: the regex matches no Linear/Conv2d layer")
+    for rule in by_kind["type"]:
+        if rule.pattern in QUANTIZABLE_TYPES and rule.match not in used:
+            problems.append(
+                f"{rule.match!r}: selects no layer (no {rule.pattern} under targets {list(recipe.targets)} "
+                "that a higher-precedence rule has not claimed)"
+            )
+    for prefix in recipe.targets:
+        if prefix and prefix not in all_names:
+            problems.append(f"target {prefix!r}: no module has that name")
+    if problems:
+        raise RecipeError(
+            f"recipe {recipe.name!r} does not fit this model:\n  - "
+            + "\n  - ".join(problems)
+            + "\nList the layers with `sam2-quant inspect RECIPE --all` and fix or remove these rules."
+        )
+    return plans

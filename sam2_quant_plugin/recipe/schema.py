@@ -1,0 +1,214 @@
+"""Typed, versioned recipe schema: frozen dataclasses with strict dict (YAML) conversion.
+
+A recipe is data only. It says, per layer, how weights and input activations are quantized; the
+torch.ao objects are built from it in :mod:`sam2_quant_plugin.torchao_adapter` and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Literal
+
+from ..errors import RecipeError
+from ..numerics import MAX_BITS, MIN_BITS, check_bits
+
+SCHEMA_VERSION = 1
+Granularity = Literal["per_channel", "per_tensor"]
+GRANULARITIES = ("per_channel", "per_tensor")
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """How one tensor (a weight or an input activation) is fake-quantized.
+
+    ``bits`` is the fixed width, or the initial width when ``learnable`` is true, in which case the
+    width trains as a float in [min_bits, max_bits] and is rounded when the model is frozen.
+    """
+
+    bits: int = 8
+    learnable: bool = False
+    min_bits: int = MIN_BITS
+    max_bits: int = MAX_BITS
+    granularity: Granularity = "per_tensor"
+    symmetric: bool = True
+    narrow_range: bool = False
+    observer: str = "minmax"
+    observer_args: Mapping[str, Any] = field(default_factory=dict)
+    learn_scale: bool = False
+
+    def __post_init__(self) -> None:
+        check_bits(self.min_bits, what="min_bits")
+        check_bits(self.max_bits, what="max_bits")
+        if self.min_bits > self.max_bits:
+            raise RecipeError(f"min_bits={self.min_bits} > max_bits={self.max_bits}; swap them")
+        check_bits(self.bits, what="bits", lo=self.min_bits, hi=self.max_bits)
+        if self.granularity not in GRANULARITIES:
+            raise RecipeError(f"granularity={self.granularity!r} is unknown; use one of {GRANULARITIES}")
+        object.__setattr__(self, "observer_args", dict(self.observer_args))
+
+    @property
+    def per_channel(self) -> bool:
+        return self.granularity == "per_channel"
+
+    def with_bits(self, bits: int) -> QuantSpec:
+        """A copy at ``bits`` (fixed), keeping every other setting."""
+        return replace(self, bits=bits, learnable=False, min_bits=min(self.min_bits, bits))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["observer_args"] = dict(self.observer_args)
+        return d
+
+
+def weight_spec(**kw: Any) -> QuantSpec:
+    """Weight defaults: per-channel symmetric, narrow range, min-max observer."""
+    base = {"granularity": "per_channel", "symmetric": True, "narrow_range": True, "observer": "minmax"}
+    return QuantSpec(**{**base, **kw})
+
+
+def activation_spec(**kw: Any) -> QuantSpec:
+    """Activation defaults: per-tensor affine (unsigned), percentile observer."""
+    base = {"granularity": "per_tensor", "symmetric": False, "observer": "percentile"}
+    return QuantSpec(**{**base, **kw})
+
+
+@dataclass(frozen=True)
+class LayerRule:
+    """One rule: a selector and what to do with the layers it selects.
+
+    ``match`` is an exact module name, ``re:<regex>`` (full match on the module name), or
+    ``type:<ClassName>`` (``Linear``, ``Conv2d``). ``weight``/``activation`` None means that tensor stays
+    float; both None keeps the layer float (an explicit exclusion).
+    """
+
+    match: str
+    weight: QuantSpec | None = None
+    activation: QuantSpec | None = None
+
+    @property
+    def kind(self) -> Literal["exact", "regex", "type"]:
+        if self.match.startswith("re:"):
+            return "regex"
+        if self.match.startswith("type:"):
+            return "type"
+        return "exact"
+
+    @property
+    def pattern(self) -> str:
+        return self.match.split(":", 1)[1] if self.kind != "exact" else self.match
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A versioned per-layer quantization recipe.
+
+    ``targets`` are module-name prefixes (e.g. ``image_encoder``) that bound where ``default`` applies;
+    rules may still name layers anywhere. Precedence: exact name > regex > type > default.
+    """
+
+    name: str
+    default: LayerRule | None = None
+    rules: tuple[LayerRule, ...] = ()
+    targets: tuple[str, ...] = ("image_encoder",)
+    description: str = ""
+    version: int = SCHEMA_VERSION
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.version != SCHEMA_VERSION:
+            raise RecipeError(
+                f"recipe {self.name!r} has schema version {self.version}; this package reads version "
+                f"{SCHEMA_VERSION}. Re-save it with `sam2-quant inspect --upgrade` or edit 'version'."
+            )
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "targets", tuple(self.targets))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "name": self.name,
+            "description": self.description,
+            "model": self.model,
+            "targets": list(self.targets),
+            "default": _rule_to_dict(self.default, with_match=False) if self.default else None,
+            "rules": [_rule_to_dict(r) for r in self.rules],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Recipe:
+        if not isinstance(data, Mapping):
+            raise RecipeError(f"{source}: a recipe must be a mapping at top level, got {type(data).__name__}")
+        _no_unknown(data, {"version", "name", "description", "model", "targets", "default", "rules"}, source)
+        if "version" not in data:
+            raise RecipeError(f"{source}: missing 'version' (this package writes version {SCHEMA_VERSION})")
+        default = data.get("default")
+        rules = data.get("rules") or []
+        if not isinstance(rules, list):
+            raise RecipeError(f"{source}: 'rules' must be a list of rules")
+        return cls(
+            version=int(data["version"]),
+            name=str(data.get("name") or source),
+            description=str(data.get("description") or ""),
+            model=data.get("model"),
+            targets=tuple(data.get("targets") or ("image_encoder",)),
+            default=_rule_from_dict({**default, "match": "<default>"}, f"{source} default")
+            if default
+            else None,
+            rules=tuple(_rule_from_dict(r, f"{source} rules[{i}]") for i, r in enumerate(rules)),
+        )
+
+
+def _no_unknown(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise RecipeError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(allowed)}")
+
+
+_SPEC_KEYS = {f.name for f in fields(QuantSpec)}
+
+
+def _spec_from_dict(d: Any, where: str, kind: str) -> QuantSpec | None:
+    if d is None or d is False or d == "float":
+        return None
+    if isinstance(d, int) and not isinstance(d, bool):
+        d = {"bits": d}
+    if not isinstance(d, Mapping):
+        raise RecipeError(f"{where}.{kind}: expected a mapping, a bit count, or null; got {d!r}")
+    d = dict(d)
+    if isinstance(d.get("bits"), Mapping):  # bits: {learnable: true, init: 6, min: 2, max: 8}
+        b = dict(d.pop("bits"))
+        _no_unknown(b, {"learnable", "init", "min", "max"}, f"{where}.{kind}.bits")
+        d.update(
+            learnable=bool(b.get("learnable", True)),
+            bits=b.get("init", b.get("max", MAX_BITS)),
+            min_bits=b.get("min", MIN_BITS),
+            max_bits=b.get("max", MAX_BITS),
+        )
+    _no_unknown(d, _SPEC_KEYS, f"{where}.{kind}")
+    try:
+        return (weight_spec if kind == "weight" else activation_spec)(**d)
+    except RecipeError as e:
+        raise type(e)(f"{where}.{kind}: {e}") from None
+    except TypeError as e:
+        raise RecipeError(f"{where}.{kind}: {e}") from None
+
+
+def _rule_from_dict(d: Any, where: str) -> LayerRule:
+    if not isinstance(d, Mapping):
+        raise RecipeError(f"{where}: a rule must be a mapping with 'match', got {d!r}")
+    _no_unknown(d, {"match", "weight", "activation"}, where)
+    if not d.get("match"):
+        raise RecipeError(f"{where}: rule has no 'match' (exact name, 're:<regex>' or 'type:<Class>')")
+    return LayerRule(
+        match=str(d["match"]),
+        weight=_spec_from_dict(d.get("weight"), where, "weight"),
+        activation=_spec_from_dict(d.get("activation"), where, "activation"),
+    )
+
+
+def _rule_to_dict(rule: LayerRule, with_match: bool = True) -> dict[str, Any]:
+    d: dict[str, Any] = {"match": rule.match} if with_match else {}
+    d["weight"] = rule.weight.to_dict() if rule.weight else None
+    d["activation"] = rule.activation.to_dict() if rule.activation else None
+    return d

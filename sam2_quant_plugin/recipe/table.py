@@ -1,0 +1,63 @@
+"""The resolved per-layer table (what ``sam2-quant inspect`` prints)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .resolve import LayerPlan
+
+
+def _bits(spec_bits: int | None, learnable: bool) -> str:
+    if spec_bits is None:
+        return "float"
+    return f"{spec_bits}{'~' if learnable else ''}"
+
+
+def plan_totals(plans: Mapping[str, LayerPlan]) -> dict[str, float]:
+    """Parameter-weighted average weight bits over quantized weights, and the bytes they take."""
+    q = [p for p in plans.values() if p.weight is not None]
+    params = sum(p.params for p in q)
+    bits = sum(p.params * p.weight.bits for p in q)
+    return {
+        "layers": len(plans),
+        "quantized_weight_params": params,
+        "avg_weight_bits": bits / params if params else 0.0,
+        "weight_bytes": bits / 8,
+        "float_bytes": params * 4,
+    }
+
+
+def format_table(plans: Mapping[str, LayerPlan], *, all_layers: Mapping[str, str] | None = None) -> str:
+    """A fixed-width table: name, type, W bits, A bits, params, rule. ``~`` marks learnable bits.
+
+    ``all_layers`` (name -> type) adds the quantizable layers the recipe leaves float.
+    """
+    rows = [
+        (
+            p.name,
+            p.type_name,
+            _bits(p.weight_bits, bool(p.weight and p.weight.learnable)),
+            _bits(p.activation_bits, bool(p.activation and p.activation.learnable)),
+            f"{p.params:,}",
+            p.matched_by,
+        )
+        for p in plans.values()
+    ]
+    for name, tname in (all_layers or {}).items():
+        if name not in plans:
+            rows.append((name, tname, "float", "float", "", "(no rule)"))
+    head = ("layer", "type", "W bits", "A bits", "params", "rule")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths)).rstrip()
+
+    out = [line(head), line(tuple("-" * w for w in widths))]
+    out += [line(r) for r in rows]
+    t = plan_totals(plans)
+    out.append(
+        f"\n{t['layers']} layers quantized; weights: {t['quantized_weight_params']:,} params at "
+        f"{t['avg_weight_bits']:.2f} bits on average = {t['weight_bytes'] / 2**20:.2f} MiB "
+        f"(float32: {t['float_bytes'] / 2**20:.2f} MiB)"
+    )
+    return "\n".join(out)

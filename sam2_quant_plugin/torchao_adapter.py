@@ -1,0 +1,96 @@
+"""The single boundary to ``torch.ao.quantization`` (deprecated upstream in favour of torchao).
+
+Every import of torch.ao lives here; the rest of the package imports the names it needs from this
+module. Recipes become torch.ao ``QConfig`` objects here, and only here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import torch.ao.nn.qat as nnqat
+    import torch.ao.nn.quantized as nnq
+    from torch.ao.quantization import QConfig
+    from torch.ao.quantization import convert as _ao_convert
+    from torch.ao.quantization import prepare_qat as _ao_prepare_qat
+    from torch.ao.quantization.fake_quantize import FakeQuantize, FakeQuantizeBase
+    from torch.ao.quantization.observer import ObserverBase
+
+__all__ = [
+    "QAT_TYPES",
+    "FakeQuantize",
+    "FakeQuantizeBase",
+    "ObserverBase",
+    "QConfig",
+    "ao_convert",
+    "ao_prepare_qat",
+    "quantize_module",
+    "dequantize_module",
+    "quiet_torch_ao",
+    "select_engine",
+]
+
+#: torch.ao QAT classes that ``prepare_qat`` swaps in for Linear / Conv2d.
+QAT_TYPES: tuple[type[nn.Module], ...] = (nnqat.Linear, nnqat.Conv2d)
+
+
+@contextlib.contextmanager
+def quiet_torch_ao() -> Iterator[None]:
+    """Silence torch.ao's per-call deprecation warning (the one place we filter it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.ao")
+        warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization.*deprecated.*")
+        yield
+
+
+def ao_prepare_qat(model: nn.Module, qconfigs: dict[str, QConfig]) -> nn.Module:
+    """Attach ``qconfigs`` (module name -> QConfig) and run torch.ao ``prepare_qat`` in place.
+
+    Only the named leaves get a qconfig, so no observer lands on LayerNorms or other modules.
+    ``prepare_qat`` asserts training mode; the caller's mode is restored afterwards.
+    """
+    was_training = model.training
+    for name, qc in qconfigs.items():
+        model.get_submodule(name).qconfig = qc
+    model.train()
+    with quiet_torch_ao():
+        _ao_prepare_qat(model, inplace=True)
+    model.train(was_training)
+    return model
+
+
+def ao_convert(model: nn.Module) -> nn.Module:
+    """torch.ao ``convert`` in place (QAT Linear/Conv2d -> quantized CPU kernels)."""
+    with quiet_torch_ao():
+        return _ao_convert(model.eval(), inplace=True)
+
+
+def quantize_module(scale: float, zero_point: int, dtype: torch.dtype) -> nn.Module:
+    """torch.ao's float -> quantized tensor module (what ``QuantStub`` becomes after convert)."""
+    return nnq.Quantize(scale, zero_point, dtype)
+
+
+def dequantize_module() -> nn.Module:
+    return nnq.DeQuantize()
+
+
+def select_engine() -> str:
+    """Pick the best available quantized CPU engine (x86 > fbgemm > qnnpack) and make it current."""
+    engines = torch.backends.quantized.supported_engines
+    for e in ("x86", "fbgemm", "qnnpack"):
+        if e in engines:
+            torch.backends.quantized.engine = e
+            return e
+    raise RuntimeError(f"no quantized CPU engine available (supported: {engines})")
+
+
+def build_qconfig(weight_fq: type | object, output_observer: type | object) -> QConfig:
+    """A torch.ao ``QConfig`` from two module factories (the weight fake-quant, the output observer)."""
+    return QConfig(activation=output_observer, weight=weight_fq)

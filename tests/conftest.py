@@ -1,0 +1,38 @@
+"""Shared fixtures: the real tiny SAM 2 at a small input size, bundled photos, quiet torch.ao."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image, to_model_input
+
+torch.set_num_threads(2)
+SMALL = 256  # tiny SAM 2 encoder forward ~0.4 s at 256 px on one CPU core
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def tiny_sam2() -> torch.nn.Module:
+    """Real sam2.1_hiera_t, seeded random init, 256 px. Session-wide: never modify it in place."""
+    logging.getLogger("sam2_quant_plugin.sam2.build").setLevel(logging.ERROR)
+    return build_sam2_model("sam2.1_hiera_t", image_size=SMALL, seed=0)
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[np.ndarray]:
+    return [load_image(p) for p in bundled_images()]
+
+
+@pytest.fixture(scope="session")
+def photo_batch(photos: list[np.ndarray]) -> torch.Tensor:
+    """The bundled photos as model input [2, 3, 256, 256]."""
+    return to_model_input(photos, SMALL)
