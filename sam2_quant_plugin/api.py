@@ -66,7 +66,16 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
     if not plans:
         raise RecipeError(f"recipe {recipe.name!r} quantizes no layer of this model; check its targets/rules")
     model = model if inplace else copy.deepcopy(model)
-    ao_prepare_qat(model, {n: qconfig_for(p) for n, p in plans.items() if p.weight is not None})
+    qconfigs = {n: qconfig_for(p) for n, p in plans.items() if p.weight is not None}
+    ao_prepare_qat(model, qconfigs)
+    for name, qc in qconfigs.items():
+        # torch.ao leaves a qconfig wrapping a local closure (device factory kwargs) on each layer and its
+        # fake-quant children, which breaks torch.save(model); the observers exist now, so the layer gets
+        # back the plain, picklable qconfig (convert needs it) and its children none.
+        layer = model.get_submodule(name)
+        for sub in layer.modules():
+            sub.qconfig = None
+        layer.qconfig = qc
     for name, plan in plans.items():
         if plan.activation is not None:
             mod = model.get_submodule(name)

@@ -5,6 +5,8 @@ Nothing here imports torch.ao; observers and fake-quant modules are thin layers 
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 from .errors import BitsError
@@ -15,7 +17,7 @@ MAX_BITS = 8
 
 def check_bits(bits: int, *, what: str = "bits", lo: int = MIN_BITS, hi: int = MAX_BITS) -> int:
     """Return ``bits`` as int if it lies in [lo, hi]; otherwise raise :class:`BitsError`."""
-    if isinstance(bits, bool) or not float(bits).is_integer():
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Real) or not float(bits).is_integer():
         raise BitsError(f"{what}={bits!r} is not an integer; use a whole number in {lo}..{hi}")
     b = int(bits)
     if not lo <= b <= hi:

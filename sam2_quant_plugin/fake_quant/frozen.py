@@ -58,7 +58,7 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         qmin, qmax = int(fq.quant_min), int(fq.quant_max)
         signed = qmin < 0
         if bits is None:
-            bits = int(qmax - qmin + 1).bit_length() - 1
+            bits = int(qmax - qmin).bit_length()  # 255 codes (narrow) and 256 codes are both 8 bits
         narrow = (qmin, qmax) != qrange(bits, signed)
         if narrow and (qmin, qmax) != qrange(bits, signed, narrow=True):
             raise ValueError(f"range [{qmin}, {qmax}] is not a {bits}-bit range")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import CalibrationError
 from ..numerics import (
     bits_tensor_from_offset,
     fake_quantize,
@@ -163,6 +164,11 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
     # -- torch.ao convert / export ----------------------------------------------------------------
     @torch.jit.export
     def calculate_qparams(self) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        if self.scale_initialized[0] == 0:  # the placeholder scale 1.0 would freeze/convert silently
+            raise CalibrationError(
+                "LearnableBitFakeQuantize has no scale yet; run calibrate() (or a forward pass with the "
+                "observer on) before freezing, converting or exporting"
+            )
         self._sync_bits(self.bits)
         return self.scale.detach().abs().clamp_min(1e-12), self.zero_point.detach().round().to(torch.int32)
 

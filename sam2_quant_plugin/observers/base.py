@@ -112,6 +112,10 @@ class RangeObserver(ObserverBase):
         for key in ("min_val", "max_val"):
             if prefix + key in state_dict:
                 getattr(self, key).resize_(state_dict[prefix + key].shape)
+        # torch.ao observers (a fixed-bit FakeQuantize checkpoint) keep eps as a buffer and have no flag.
+        if prefix + "eps" in state_dict:
+            self.eps = float(state_dict.pop(prefix + "eps").reshape(-1)[0])
+        state_dict.setdefault(prefix + "enabled", self.enabled.clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:

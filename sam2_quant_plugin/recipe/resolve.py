@@ -114,6 +114,11 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
     for rule, rx in compiled:
         if not any(rx.fullmatch(n) for n in layers):
             problems.append(f"{rule.match!r}: the regex matches no Linear/Conv2d layer")
+        elif rule.match not in used:
+            problems.append(
+                f"{rule.match!r}: selects no layer (every layer it matches is claimed by an exact-name rule "
+                "or an earlier regex; the first matching regex wins)"
+            )
     for rule in by_kind["type"]:
         if rule.pattern in QUANTIZABLE_TYPES and rule.match not in used:
             problems.append(

@@ -38,11 +38,14 @@ class QuantSpec:
     learn_scale: bool = False
 
     def __post_init__(self) -> None:
-        check_bits(self.min_bits, what="min_bits")
-        check_bits(self.max_bits, what="max_bits")
+        # Store the checked ints, so a YAML `8.0` does not reach qrange() as a float.
+        object.__setattr__(self, "min_bits", check_bits(self.min_bits, what="min_bits"))
+        object.__setattr__(self, "max_bits", check_bits(self.max_bits, what="max_bits"))
         if self.min_bits > self.max_bits:
             raise RecipeError(f"min_bits={self.min_bits} > max_bits={self.max_bits}; swap them")
-        check_bits(self.bits, what="bits", lo=self.min_bits, hi=self.max_bits)
+        object.__setattr__(
+            self, "bits", check_bits(self.bits, what="bits", lo=self.min_bits, hi=self.max_bits)
+        )
         if self.granularity not in GRANULARITIES:
             raise RecipeError(f"granularity={self.granularity!r} is unknown; use one of {GRANULARITIES}")
         object.__setattr__(self, "observer_args", dict(self.observer_args))

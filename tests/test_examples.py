@@ -1,0 +1,33 @@
+"""Every example runs in CI in a tiny setting, so none goes stale."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_qat_training_loop_example(tmp_path: Path) -> None:
+    out = tmp_path / "learned.yaml"
+    proc = _run("qat_training_loop.py", "--steps", "2", "--image-size", "128", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recipe = yaml.safe_load(out.read_text())
+    assert len(recipe["rules"]) == 56
+    assert all(2 <= r["weight"]["bits"] <= 8 for r in recipe["rules"])
+    assert "RANDOM-INIT" in proc.stderr
