@@ -20,7 +20,6 @@ import torch
 import sam2_quant_plugin as sq
 from sam2_quant_plugin.sam2 import bundled_images, encode, load_image, to_model_input
 
-
 log = logging.getLogger("qat_example")
 
 

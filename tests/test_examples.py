@@ -31,3 +31,13 @@ def test_qat_training_loop_example(tmp_path: Path) -> None:
     assert len(recipe["rules"]) == 56
     assert all(2 <= r["weight"]["bits"] <= 8 for r in recipe["rules"])
     assert "RANDOM-INIT" in proc.stderr
+
+
+@pytest.mark.slow
+def test_export_and_infer_onnx_example(tmp_path: Path) -> None:
+    proc = _run("export_and_infer_onnx.py", "--image-size", "128", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (bundle,) = tmp_path.iterdir()
+    assert {"encoder.onnx", "decoder.onnx", "manifest.json", "truck_mask.png"} <= {
+        p.name for p in bundle.iterdir()
+    }

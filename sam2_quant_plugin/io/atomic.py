@@ -31,11 +31,18 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], *, overwrite: 
         write(Path(tmp))
         with open(tmp, "rb") as fh:  # the bytes reach the disk before the rename makes them visible
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str, *, overwrite: bool = False) -> Path:

@@ -1,0 +1,187 @@
+"""``sam2-quant bench``: float, fp16, W8A8 and mixed low-bit on onnxruntime (CPU EP; CUDA EP if present).
+
+Each variant is exported into a fresh run folder, timed (median of many runs) and compared with the float
+PyTorch model on photos (mask IoU of a decoded point grid). Results go to ``<run>/bench.json`` and to the
+Markdown file ``--doc`` (default docs/BENCHMARKS.md) with device, versions and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from .common import add_model_arguments, build_model, weights_label
+
+HELP = "benchmark float / fp16 / W8A8 / mixed low-bit ONNX on onnxruntime; writes docs/BENCHMARKS.md"
+log = logging.getLogger("sam2-quant.bench")
+
+#: name -> (recipe or None, weight format, opset, graph suffix)
+VARIANTS = {
+    "float": (None, "int8", 17, ""),
+    "fp16": (None, "int8", 17, "_fp16"),
+    "w8a8": ("w8a8", "int8", 17, ""),
+    "w8a8-cpu": ("w8a8_cpu", "int8", 17, ""),
+    "mixed-int4": ("mixed", "int4", 21, ""),
+}
+
+
+NOTES = [
+    "## How to read this",
+    "",
+    "- *simulated*: onnxruntime with graph optimizations off (`ORT_DISABLE_ALL`), Q/DQ run as written; "
+    "*fused*: default optimizations, where the CPU EP rewrites every image-encoder Linear of a W8A8 graph "
+    "into `MatMulIntegerToFloat` (int8 kernel). Check with `make_session(path, optimized_model_path=...)`.",
+    "- The export keeps each Linear's bias as a separate `[1, N]` Add so that onnxruntime's "
+    "`MatMulAddFusion` (which would build a float `Gemm` first) does not block the int8 fusion.",
+    "- `w8a8-cpu` stores 7-bit-magnitude weights ([-63, 63]) so u8 x s8 kernels cannot saturate on AVX2 CPUs "
+    "without VNNI; on VNNI CPUs (like the one above) `w8a8` has no saturation either.",
+    "- With random-init weights the quantized model is chaotic: the PyTorch fake-quant model itself scores "
+    "mask IoU ~0.9965 against itself when the input moves by 1e-6, which bounds every IoU here.",
+    "- `mixed-int4` is weight-only (4-bit MLPs, 6-bit qkv, 8-bit rest) with 4-bit codes stored as INT4 "
+    "initializers (opset 21): it shows the file-size reduction; on CPU EP it runs as DequantizeLinear + "
+    "float MatMul. `--weight-format matmulnbits` gives onnxruntime's `MatMulNBits` kernels.",
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p, image_size=512)
+    p.add_argument("--out", default="runs", help="parent folder of the fresh results folder")
+    p.add_argument("--doc", default="docs/BENCHMARKS.md", help="Markdown file to (re)write")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {list(VARIANTS)}")
+    p.add_argument("--w8a8-recipe", default="w8a8", help="recipe of the W8A8 variant")
+    p.add_argument("--repeats", type=int, default=20, help="timed runs per graph")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    p.add_argument("--points-per-side", type=int, default=4, help="point grid for mask IoU")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..onnx.runtime import PROVIDERS, missing_provider_message
+    from ..onnx.timing import environment
+    from ..sam2.preprocess import bundled_images, load_image
+
+    variants = {k: VARIANTS[k] for k in args.variants.split(",")}
+    if "w8a8" in variants:
+        variants["w8a8"] = (args.w8a8_recipe, *variants["w8a8"][1:])
+    model = build_model(args)
+    images = [load_image(p) for p in bundled_images()]
+    run_dir = new_run_dir(args.out, f"bench_{args.config}_{args.image_size}")
+    result = {
+        "command": "sam2-quant " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "weights": weights_label(model),
+        "image_size": args.image_size,
+        "environment": environment(),
+        "missing_providers": [m for p in PROVIDERS if (m := missing_provider_message(p))],
+        "variants": {},
+    }
+    for name, spec in variants.items():
+        try:
+            result["variants"][name] = _variant(model, images, run_dir / name, spec, args)
+        except Exception as e:  # one broken variant must not lose the others' numbers
+            log.exception("variant %s failed", name)
+            result["failed"] = {**result.get("failed", {}), name: f"{type(e).__name__}: {e}"}
+    _time_all(result["variants"], args)
+    atomic_write_json(run_dir / "bench.json", result)
+    atomic_write_text(args.doc, markdown(result, run_dir), overwrite=True)
+    log.info("wrote %s and %s", run_dir / "bench.json", args.doc)
+    if result["weights"].startswith("RANDOM"):
+        log.warning("!!! benchmark weights are %s !!!", result["weights"])
+    return 1 if result.get("failed") else 0
+
+
+def _variant(model, images, bundle, spec, args) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    from ..api import freeze, prepare_qat
+    from ..calibrate import calibrate
+    from ..onnx.parity import pipeline_parity
+    from ..onnx.pipeline import export_bundle
+
+    recipe, fmt, opset, suffix = spec
+    size = args.image_size
+    qmodel = model
+    if recipe:
+        qmodel = prepare_qat(model, recipe)
+        calibrate(qmodel, images, image_size=size, progress=False)
+        qmodel = freeze(qmodel)
+    m = export_bundle(qmodel, bundle, image_size=size, weight_format=fmt, opset=opset, fp16=bool(suffix))
+    enc, dec = bundle / m["files"][f"encoder{suffix}"], bundle / m["files"][f"decoder{suffix}"]
+    row = {"recipe": recipe, "weight_format": fmt, "opset": opset}
+    row["encoder_mb"] = enc.stat().st_size / 1e6
+    row["decoder_mb"] = dec.stat().st_size / 1e6
+    row["encoder_path"], row["decoder_path"] = str(enc), str(dec)
+    kw = {"image_size": size, "points_per_side": args.points_per_side, "threads": args.threads}
+    row["vs_float_fused"] = pipeline_parity(model, enc, dec, images, optimization="all", **kw)
+    if recipe:
+        row["vs_fake_quant_simulated"] = pipeline_parity(
+            qmodel, enc, dec, images, optimization="disable", **kw
+        )
+        row["vs_fake_quant_fused"] = pipeline_parity(qmodel, enc, dec, images, optimization="all", **kw)
+    log.info("%s: %s", bundle.name, {k: v for k, v in row.items() if k.endswith("_mb")})
+    return row
+
+
+def _time_all(rows: dict, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
+    """Time every variant's encoder (then decoder) round-robin on each available EP."""
+    from ..onnx.runtime import available_eps
+    from ..onnx.timing import time_interleaved
+
+    for ep in available_eps():
+        for graph in ("encoder", "decoder"):
+            paths = {name: Path(row[f"{graph}_path"]) for name, row in rows.items()}
+            kw = {"provider": ep, "threads": args.threads, "repeats": args.repeats}
+            for name, stats in time_interleaved(paths, args.image_size, **kw).items():
+                rows[name][f"{ep}_{graph}"] = stats
+
+
+def markdown(r: dict, run_dir: object) -> str:  # type: ignore[type-arg]
+    env = r["environment"]
+    eps = [k.removesuffix("_encoder") for k in next(iter(r["variants"].values())) if k.endswith("_encoder")]
+    lines = ["# ONNX benchmarks (sam2-quant bench)", ""]
+    if r["weights"].startswith("RANDOM"):
+        lines += [
+            f"**WARNING: weights are {r['weights']}. Latency is representative; IoU is plumbing only.**",
+            "",
+        ]
+    lines += [
+        f"- command: `{r['command']}`",
+        f"- results: `{run_dir}/bench.json`",
+        f"- image size {r['image_size']}; device: {env['cpu']} ({env['cpu_isa']}), GPU: {env['gpu']}",
+        f"- versions: torch {env['torch']}, onnx {env['onnx']}, onnxruntime {env['onnxruntime']} "
+        f"(providers {env['ort_providers']})",
+        "- latency: median of repeated `session.run` calls, variants timed round-robin (one run of each "
+        "per round) because the CPU was shared with other jobs: absolute numbers are noisy, ratios within a "
+        "table are fair",
+        *[f"- {m}" for m in r["missing_providers"]],
+        "",
+        "| variant | encoder MB | decoder MB | "
+        + " | ".join(f"{ep} encoder ms | {ep} decoder ms" for ep in eps)
+        + " | mask IoU vs float (fused) | embed cosine vs float |",
+        "|---|---|---|" + "---|---|" * len(eps) + "---|---|",
+    ]
+    for name, row in r["variants"].items():
+        cells = [
+            f"{row[f'{ep}_encoder']['median_ms']:.1f} | {row[f'{ep}_decoder']['median_ms']:.2f}" for ep in eps
+        ]
+        p = row["vs_float_fused"]
+        lines.append(
+            f"| {name} | {row['encoder_mb']:.1f} | {row['decoder_mb']:.1f} | "
+            + " | ".join(cells)
+            + f" | {p.get('mask_iou', float('nan')):.4f} | {p['embed_cosine']:.5f} |"
+        )
+    lines += ["", "Quantized variants, ORT vs their own PyTorch fake-quant model:", ""]
+    lines += [
+        "| variant | simulated mask IoU | fused mask IoU | simulated cosine | fused cosine |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in r["variants"].items():
+        if "vs_fake_quant_fused" in row:
+            s, f = row["vs_fake_quant_simulated"], row["vs_fake_quant_fused"]
+            lines.append(
+                f"| {name} | {s.get('mask_iou', float('nan')):.4f} | {f.get('mask_iou', float('nan')):.4f} | "
+                f"{s['embed_cosine']:.6f} | {f['embed_cosine']:.6f} |"
+            )
+    lines += [f"- **variant {k} failed**: {v}" for k, v in r.get("failed", {}).items()]
+    lines += ["", *NOTES]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,99 @@
+"""``sam2-quant export``: SAM 2 (float or quantized with a recipe) as encoder.onnx + decoder.onnx."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import yaml
+
+from ..errors import ExportError
+from .common import add_model_arguments, build_model, weights_label
+
+HELP = "export SAM 2 (float or quantized with --recipe) as encoder.onnx + decoder.onnx (+ manifest.json)"
+log = logging.getLogger("sam2-quant.export")
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "export" / "profiles"
+PROFILE_KEYS = {"recipe", "weight_format", "fp16", "opset", "image_size", "multimask", "description"}
+DEFAULTS = {"weight_format": "int8", "fp16": False, "opset": 17, "image_size": 1024, "multimask": False}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p, image_size=None)  # type: ignore[arg-type]
+    p.add_argument("--recipe", default=None, help="recipe YAML or shipped name; omitted: float export")
+    p.add_argument("--images", default=None, help="calibration photos folder (default: bundled photos)")
+    p.add_argument("--out", required=True, help="output folder (must not hold a bundle yet)")
+    p.add_argument("--profile", default=None, help="export profile name (export/profiles/*.yaml) or path")
+    p.add_argument(
+        "--weight-format",
+        default=None,
+        choices=("qdq", "int8", "int4", "matmulnbits"),
+        help="how quantized weights are stored",
+    )
+    p.add_argument("--fp16", action="store_true", default=None, help="also write fp16 graphs (float export)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (int4 needs 21)")
+    p.add_argument("--multimask", action="store_true", default=None, help="decoder returns 3 masks")
+
+
+def load_profile(name: str | None) -> dict[str, object]:
+    if name is None:
+        return {}
+    path = Path(name)
+    if not path.is_file():
+        path = PROFILE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise ExportError(f"export profile {name!r} not found; use a YAML path or one of {known}")
+    data = yaml.safe_load(path.read_text()) or {}
+    unknown = set(data) - PROFILE_KEYS
+    if unknown:
+        raise ExportError(
+            f"profile {path} has unknown keys {sorted(unknown)}; allowed: {sorted(PROFILE_KEYS)}"
+        )
+    recipe = data.get("recipe")
+    if isinstance(recipe, str) and recipe.endswith(".yaml") and not Path(recipe).is_absolute():
+        data["recipe"] = str((path.parent / recipe).resolve())  # relative to the profile file
+    return data
+
+
+def resolve_options(args: argparse.Namespace) -> dict[str, object]:
+    """CLI flags given explicitly win over the profile, the profile over the defaults."""
+    profile = load_profile(args.profile)
+    opts: dict[str, object] = {}
+    for key in ("recipe", *DEFAULTS):
+        v = getattr(args, key)
+        opts[key] = v if v is not None else profile.get(key, DEFAULTS.get(key))
+    return opts
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import freeze, prepare_qat
+    from ..calibrate import calibrate
+    from ..onnx.export import check_export_options
+    from ..onnx.pipeline import export_bundle
+    from ..sam2.preprocess import bundled_images, list_images, load_image
+
+    opts = resolve_options(args)
+    check_export_options(int(opts["opset"]), str(opts["weight_format"]))  # fail before the slow part
+    args.image_size = int(opts["image_size"])  # type: ignore[arg-type]
+    model = build_model(args)
+    if opts["recipe"]:
+        paths = list_images(args.images) if args.images else bundled_images()
+        qmodel = prepare_qat(model, opts["recipe"])  # type: ignore[arg-type]
+        calibrate(qmodel, [load_image(p) for p in paths], image_size=args.image_size)
+        model = freeze(qmodel)
+    manifest = export_bundle(
+        model,
+        args.out,
+        image_size=args.image_size,
+        weight_format=str(opts["weight_format"]),
+        opset=int(opts["opset"]),  # type: ignore[arg-type]
+        fp16=bool(opts["fp16"]),
+        multimask=bool(opts["multimask"]),
+    )
+    for key, size in manifest["bytes"].items():  # type: ignore[union-attr]
+        log.info("%-13s %8.2f MB  %s", key, size / 1e6, Path(args.out) / manifest["files"][key])  # type: ignore[index]
+    label = weights_label(model)
+    if label.startswith("RANDOM"):
+        log.warning("!!! exported weights are %s !!!", label)
+    return 0

@@ -1,0 +1,140 @@
+"""``sam2-quant validate``: file sizes, latency per onnxruntime EP and parity of an exported ONNX bundle.
+
+The PyTorch reference is rebuilt from the bundle's manifest (config, checkpoint or seed, recipe; the
+recipe is re-calibrated on the same photos, which is deterministic). Writes ``report.json`` and
+``report.md`` into the bundle folder (fresh names if those exist); exits 1 when parity fails a threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+
+from ..errors import ParityError
+from ..io.atomic import atomic_write_json, atomic_write_text
+
+HELP = "validate an ONNX bundle on onnxruntime: size, latency per EP, parity; report.json + report.md"
+log = logging.getLogger("sam2-quant.validate")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--onnx-dir", required=True, help="folder written by sam2-quant export")
+    p.add_argument("--checkpoint", default=None, help="checkpoint of the exported model (if it had one)")
+    p.add_argument("--images", default=None, help="photos for parity (default: bundled photos)")
+    p.add_argument("--points-per-side", type=int, default=4, help="point grid decoded for mask IoU")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs per graph (median reported)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--min-mask-iou", type=float, default=0.99, help="parity threshold (fused, vs torch)")
+    p.add_argument("--min-embed-cosine", type=float, default=0.999, help="parity threshold")
+
+
+def _reference(manifest: dict, checkpoint: str | None, images: list) -> object:  # type: ignore[type-arg]
+    from ..api import freeze, prepare_qat
+    from ..calibrate import calibrate
+    from ..sam2.build import build_sam2_model
+
+    m = re.search(r"seed=(\d+)", str(manifest["weights"]))
+    ckpt = checkpoint or (None if manifest.get("random_init") else manifest["weights"])
+    model = build_sam2_model(
+        manifest["config"], ckpt, image_size=int(manifest["image_size"]), seed=int(m.group(1)) if m else 0
+    )
+    if manifest.get("recipe"):
+        q = prepare_qat(model, manifest["recipe"])
+        calibrate(q, images, image_size=int(manifest["image_size"]), progress=False)
+        model = freeze(q)
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..onnx.parity import check_parity, pipeline_parity
+    from ..onnx.pipeline import read_manifest
+    from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
+    from ..onnx.timing import environment, time_graph
+    from ..sam2.preprocess import bundled_images, list_images, load_image
+
+    d = Path(args.onnx_dir)
+    manifest = read_manifest(d)
+    size = int(manifest["image_size"])
+    images = [load_image(p) for p in (list_images(args.images) if args.images else bundled_images())]
+    report: dict = {"onnx_dir": str(d), "manifest": manifest, "environment": environment()}
+    report["missing_providers"] = [m for p in PROVIDERS if (m := missing_provider_message(p))]
+    for msg in report["missing_providers"]:
+        log.warning("%s: latency is reported for the available providers only", msg)
+    files = {k: d / v for k, v in manifest["files"].items()}
+    report["latency_ms"] = {
+        ep: {
+            k: time_graph(p, size, provider=ep, threads=args.threads, repeats=args.repeats)
+            for k, p in files.items()
+        }
+        for ep in available_eps()
+    }
+    ref = _reference(manifest, args.checkpoint, images)
+    kw = {"image_size": size, "points_per_side": args.points_per_side, "threads": args.threads}
+    enc, dec = files["encoder"], files["decoder"]
+    report["parity"] = {
+        "simulated": pipeline_parity(ref, enc, dec, images, optimization="disable", **kw),
+        "fused": pipeline_parity(ref, enc, dec, images, optimization="all", **kw),
+    }
+    if "encoder_fp16" in files:  # fp16 graphs of a float bundle, against the float model
+        report["parity"]["fp16"] = pipeline_parity(
+            ref, files["encoder_fp16"], files["decoder_fp16"], images, optimization="all", **kw
+        )
+    thresholds = {"mask_iou": args.min_mask_iou, "embed_cosine": args.min_embed_cosine}
+    report["thresholds"] = thresholds
+    failure = None
+    try:
+        check_parity(report["parity"]["fused"], thresholds)
+    except ParityError as e:
+        failure = str(e)
+    report["passed"] = failure is None
+    json_path = _fresh(d / "report.json")
+    atomic_write_json(json_path, report)
+    md_path = atomic_write_text(_fresh(d / "report.md"), _markdown(report))
+    log.info("wrote %s and %s", json_path, md_path)
+    if manifest.get("random_init"):
+        log.warning(
+            "!!! bundle weights are RANDOM INIT (%s): numbers are plumbing only !!!", manifest["weights"]
+        )
+    if failure:
+        log.error("%s", failure)
+        return 1
+    return 0
+
+
+def _fresh(path: Path) -> Path:
+    i = 2
+    out = path
+    while out.exists():
+        out = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        i += 1
+    return out
+
+
+def _markdown(r: dict) -> str:  # type: ignore[type-arg]
+    m = r["manifest"]
+    lines = [f"# ONNX validation: {r['onnx_dir']}", ""]
+    if m.get("random_init"):
+        lines += [f"**WARNING: RANDOM-INIT WEIGHTS ({m['weights']}); numbers are plumbing only.**", ""]
+    lines += [
+        f"- config {m['config']}, image size {m['image_size']}, recipe {m['recipe'] or 'none (float)'}, "
+        f"weights stored as {m['weight_format']}, opset {m['opset']}",
+        f"- device: {r['environment']['cpu']} ({r['environment']['cpu_isa']}), onnxruntime "
+        f"{r['environment']['onnxruntime']}; latency on a possibly shared machine (median of repeats)",
+    ]
+    lines += [f"- {msg}" for msg in r["missing_providers"]]
+    lines += ["", "| graph | MB | " + " | ".join(f"{ep} median ms" for ep in r["latency_ms"]) + " |"]
+    lines += ["|---|---|" + "---|" * len(r["latency_ms"])]
+    for key, nbytes in m["bytes"].items():
+        cells = [f"{r['latency_ms'][ep][key]['median_ms']:.1f}" for ep in r["latency_ms"]]
+        lines.append(f"| {key} | {nbytes / 1e6:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "| ORT vs PyTorch | embed cosine | embed max abs | mask IoU | masks (degenerate) |"]
+    lines += ["|---|---|---|---|---|"]
+    for mode, p in r["parity"].items():
+        lines.append(
+            f"| {mode} | {p['embed_cosine']:.6f} | {p['embed_max_abs']:.4g} | "
+            f"{p.get('mask_iou', float('nan')):.4f} | {p.get('n_masks', 0)} ({p.get('n_degenerate', 0)}) |"
+        )
+    lines += ["", f"**{'PASSED' if r['passed'] else 'FAILED'}** thresholds {r['thresholds']}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,40 @@
+"""ONNX export of SAM 2 (float or per-layer quantized) and onnxruntime validation.
+
+Needs the ``onnx`` extras (``pip install sam2-quant-plugin[onnx]``): onnx, onnxruntime, onnxscript.
+"""
+
+from .export import (
+    export_decoder,
+    export_image_encoder,
+    export_memory_attention,
+    export_module,
+    ready_for_export,
+)
+from .fp16 import to_fp16
+from .lowering import WEIGHT_FORMATS, QuantRange, lower_weights, quant_ranges, weight_bytes
+from .parity import THRESHOLDS, check_parity, pipeline_parity
+from .pipeline import export_and_validate, export_bundle, read_manifest
+from .runtime import available_eps, make_session, missing_provider_message
+
+__all__ = [
+    "THRESHOLDS",
+    "WEIGHT_FORMATS",
+    "QuantRange",
+    "available_eps",
+    "check_parity",
+    "export_and_validate",
+    "export_bundle",
+    "export_module",
+    "pipeline_parity",
+    "read_manifest",
+    "to_fp16",
+    "export_decoder",
+    "export_image_encoder",
+    "export_memory_attention",
+    "lower_weights",
+    "make_session",
+    "missing_provider_message",
+    "quant_ranges",
+    "ready_for_export",
+    "weight_bytes",
+]

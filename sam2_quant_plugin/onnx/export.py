@@ -1,0 +1,262 @@
+"""Export SAM 2 (float, prepared or frozen) as separate ONNX graphs: image encoder, decoder, memory attention.
+
+Freeze-then-lower: a prepared model is frozen first (its fake-quants become
+:class:`~sam2_quant_plugin.fake_quant.frozen.FrozenFakeQuantize`), then traced by the TorchScript exporter
+with :mod:`.symbolic` (any 2..8-bit range), then post-processed by :mod:`.lowering` (weights folded into
+integer initializers). Files are written atomically and never overwritten.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import types
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from ..api import INPUT_FQ, STATE_ATTR, _quantize_input, fake_quants, freeze
+from ..errors import ExportError
+from ..fake_quant.frozen import FrozenFakeQuantize
+from ..io.atomic import atomic_write
+from .lowering import WEIGHT_FORMATS, check_layers_present, lower_weights
+from .placement import record_input_ranks
+from .symbolic import lowbit_symbolics
+from .wrappers import (
+    DECODER_INPUTS,
+    DECODER_OUTPUTS,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    MEMORY_INPUTS,
+    MEMORY_OUTPUTS,
+    DecoderGraph,
+    ImageEncoderGraph,
+    MemoryAttentionGraph,
+    decoder_example,
+    encoder_example,
+    memory_example,
+)
+
+log = logging.getLogger(__name__)
+MAX_TS_OPSET = 20  # the TorchScript exporter's highest opset; higher ones are reached by version conversion
+INT4_MIN_OPSET = 21
+
+
+def ready_for_export(model: nn.Module) -> nn.Module:
+    """The model as export sees it: float models as they are, prepared ones frozen (a copy), eval mode.
+
+    Raises one :class:`ExportError` listing every quantizer that cannot be lowered (not frozen, or a range
+    wider than 8 bits).
+    """
+    state = getattr(model, STATE_ATTR, None)
+    if state is not None and not state.frozen:
+        log.info("model is prepared but not frozen: freezing a copy before export")
+        model = freeze(model)
+    bad = []
+    for name, fq in fake_quants(model).items():
+        if not isinstance(fq, FrozenFakeQuantize):
+            bad.append(f"{name} ({type(fq).__name__} is not frozen)")
+        elif not (fq.quant_min >= -128 and fq.quant_max <= 255 and fq.quant_max - fq.quant_min <= 255):
+            bad.append(f"{name} (range [{fq.quant_min}, {fq.quant_max}] does not fit 8 bits)")
+    if bad:
+        raise ExportError(
+            f"{len(bad)} quantizer(s) cannot be lowered to ONNX: " + "; ".join(bad) + ". Fix: freeze(model) "
+            "after calibration and keep every bit width in 2..8."
+        )
+    return _scope_input_quant(model).eval()
+
+
+def _forward_with_input_quant(self: nn.Module, x: torch.Tensor, *args: object, **kwargs: object) -> object:
+    return type(self).forward(self, getattr(self, INPUT_FQ)(x), *args, **kwargs)
+
+
+def _scope_input_quant(model: nn.Module) -> nn.Module:
+    """A copy whose input fake-quants run inside their layer's forward instead of a pre-hook.
+
+    The TorchScript exporter names nodes by module scope, and a pre-hook runs in the *parent's* scope;
+    moving the call inside the layer names its Q/DQ ``/<layer>/input_fake_quant/...``, so the graph
+    says which layer each activation quantizer belongs to.
+    """
+    model = copy.deepcopy(model)
+    for mod in model.modules():
+        hooks = mod._forward_pre_hooks
+        ids = [k for k, h in hooks.items() if h is _quantize_input]
+        if not ids or not hasattr(mod, INPUT_FQ):
+            continue
+        for k in ids:
+            del hooks[k]
+        mod.forward = types.MethodType(_forward_with_input_quant, mod)
+    return model
+
+
+def check_export_options(opset: int, weight_format: str) -> None:
+    if weight_format not in WEIGHT_FORMATS:
+        raise ExportError(f"weight_format={weight_format!r} is unknown; use one of {WEIGHT_FORMATS}")
+    if weight_format == "int4" and opset < INT4_MIN_OPSET:
+        raise ExportError(
+            f"weight_format='int4' needs opset >= {INT4_MIN_OPSET} (DequantizeLinear on INT4 tensors), got "
+            f"opset {opset}. Fix: pass opset={INT4_MIN_OPSET} (or --opset {INT4_MIN_OPSET})."
+        )
+
+
+def _refuse_existing(path: str | Path) -> Path:
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} already exists; refusing to overwrite it. Fix: pass a new path.")
+    return path
+
+
+def _trace(
+    wrapper: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    names: tuple[tuple[str, ...], tuple[str, ...]],
+    dynamic_axes: dict[str, dict[int, str]],
+    opset: int,
+) -> tuple[onnx.ModelProto, dict[str, int]]:
+    buf = io.BytesIO()
+    ts_opset = min(opset, MAX_TS_OPSET)
+    with (
+        torch.no_grad(),
+        lowbit_symbolics(ts_opset),
+        warnings.catch_warnings(),
+        record_input_ranks(wrapper) as ranks,
+    ):
+        warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
+        torch.onnx.export(
+            wrapper,
+            example,
+            buf,
+            dynamo=False,
+            opset_version=ts_opset,
+            input_names=list(names[0]),
+            output_names=list(names[1]),
+            dynamic_axes=dynamic_axes,
+            do_constant_folding=True,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    if opset > ts_opset:
+        proto = onnx.version_converter.convert_version(proto, opset)
+    return proto, ranks
+
+
+def _finish(
+    traced: tuple[onnx.ModelProto, dict[str, int]],
+    model: nn.Module,
+    path: str | Path,
+    roots: tuple[str, ...],
+    weight_format: str,
+) -> Path:
+    proto, ranks = traced
+    path = _refuse_existing(path)
+    check_layers_present(proto, model, roots)
+    proto, sizes = lower_weights(
+        proto, weight_format, {k.removeprefix("model."): v for k, v in ranks.items()}
+    )
+    meta = {
+        "sam2_quant.weights": str(getattr(model, "sam2_quant_weights", "unknown")),
+        "sam2_quant.image_size": str(getattr(model, "sam2_quant_image_size", "")),
+        "sam2_quant.weight_format": weight_format,
+        "sam2_quant.weight_bytes": json.dumps(sizes),
+    }
+    onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **meta})
+    onnx.checker.check_model(proto, full_check=True)
+    atomic_write(path, lambda tmp: onnx.save(proto, str(tmp)))
+    log.info("wrote %s (%.1f MB, %s weights)", path, path.stat().st_size / 1e6, weight_format)
+    return path
+
+
+def export_module(
+    model: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: str | Path,
+    *,
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+    opset: int = 17,
+    weight_format: str = "int8",
+) -> Path:
+    """Export any (float, prepared or frozen) module whose ``forward`` takes ``example``; same lowering."""
+    check_export_options(opset, weight_format)
+    _refuse_existing(path)
+    ready = ready_for_export(model)
+    traced = _trace(ready, example, (input_names, output_names), dynamic_axes or {}, opset)
+    return _finish(traced, ready, path, ("",), weight_format)
+
+
+def export_image_encoder(
+    model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17, weight_format: str = "int8"
+) -> Path:
+    """Export ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1`` to ``path``."""
+    check_export_options(opset, weight_format)
+    _refuse_existing(path)
+    model = ready_for_export(model)
+    traced = _trace(
+        ImageEncoderGraph(model), encoder_example(image_size), (ENCODER_INPUTS, ENCODER_OUTPUTS), {}, opset
+    )
+    return _finish(traced, model, path, ("image_encoder",), weight_format)
+
+
+def export_decoder(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    opset: int = 17,
+    weight_format: str = "int8",
+    multimask: bool = False,
+) -> Path:
+    """Export prompt encoder + mask decoder: features + ``point_coords [1, N, 2]``, ``point_labels [1, N]``
+    (int32) -> ``low_res_masks [1, M, S/4, S/4]``, ``iou_predictions [1, M]``; ``N`` is dynamic."""
+    check_export_options(opset, weight_format)
+    _refuse_existing(path)
+    model = ready_for_export(model)
+    axes = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+    traced = _trace(
+        DecoderGraph(model, multimask),
+        decoder_example(model, image_size),
+        (DECODER_INPUTS, DECODER_OUTPUTS),
+        axes,
+        opset,
+    )
+    return _finish(traced, model, path, ("sam_mask_decoder", "sam_prompt_encoder"), weight_format)
+
+
+def export_memory_attention(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    n_frames: int = 2,
+    opset: int = 17,
+    weight_format: str = "int8",
+) -> Path:
+    """Export memory attention (real-valued RoPE required: ``patch_real_rope(model)`` first).
+
+    ``current [HW, 1, C]``, ``current_pos``, ``memory [M, 1, Cm]``, ``memory_pos`` -> ``conditioned``;
+    ``M`` (memory tokens) is dynamic in multiples of ``HW``.
+    """
+    from ..sam2.rope import RealRoPEAttention
+
+    check_export_options(opset, weight_format)
+    _refuse_existing(path)
+    model = ready_for_export(model)
+    if not any(isinstance(m, RealRoPEAttention) for m in model.memory_attention.modules()):
+        raise ExportError(
+            "memory attention uses complex-valued RoPE, which does not export. Fix: call "
+            "sam2_quant_plugin.sam2.rope.patch_real_rope(model) first."
+        )
+    axes = {"memory": {0: "memory_tokens"}, "memory_pos": {0: "memory_tokens"}}
+    traced = _trace(
+        MemoryAttentionGraph(model),
+        memory_example(model, image_size, n_frames),
+        (MEMORY_INPUTS, MEMORY_OUTPUTS),
+        axes,
+        opset,
+    )
+    return _finish(traced, model, path, ("memory_attention",), weight_format)

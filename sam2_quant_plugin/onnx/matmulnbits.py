@@ -1,0 +1,80 @@
+"""Weight-only low-bit MatMuls as onnxruntime's ``com.microsoft.MatMulNBits`` (CPU and CUDA EPs).
+
+Input: a graph whose weights were folded to ``W(int8 codes [K, N]) -> DequantizeLinear(axis=1) -> MatMul``.
+Each such MatMul becomes ``MatMulNBits(A, B_packed, scales)`` with ``bits`` 4 when the codes fit [-8, 7]
+(else 8), codes stored unsigned with the default zero point ``2^(bits-1)``, and the per-channel scale
+repeated over blocks of ``block_size`` along K (K is zero-padded to whole blocks). Outputs are identical
+to the DequantizeLinear form; the file holds bits/8 bytes per weight plus one float scale per block.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .graph import Graph
+
+log = logging.getLogger(__name__)
+MS_DOMAIN = "com.microsoft"
+
+
+def pack(codes: np.ndarray, bits: int, block_size: int) -> tuple[np.ndarray, int]:
+    """``codes [K, N]`` (signed) -> ``B [N, n_blocks, block_size*bits/8]`` uint8 and ``n_blocks``."""
+    k, n = codes.shape
+    n_blocks = -(-k // block_size)
+    zp = 1 << (bits - 1)
+    u = np.full((n_blocks * block_size, n), zp, dtype=np.uint8)
+    u[:k] = (codes.astype(np.int16) + zp).astype(np.uint8)
+    u = u.T.reshape(n, n_blocks, block_size)
+    if bits == 4:
+        u = (u[..., 0::2] | (u[..., 1::2] << 4)).astype(np.uint8)
+    return np.ascontiguousarray(u), n_blocks
+
+
+def to_matmulnbits(proto: onnx.ModelProto, block_size: int = 32) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """Rewrite folded-weight MatMuls to MatMulNBits; returns the graph and packed bytes per layer."""
+    from .lowering import layer_of
+
+    g = Graph(proto)
+    sizes: dict[str, int] = {}
+    for mm in [n for n in proto.graph.node if n.op_type == "MatMul"]:
+        dq = g.producer(mm.input[1])
+        if dq is None or dq.op_type != "DequantizeLinear" or (key := layer_of(dq.name)) is None:
+            continue
+        codes, scale = g.const(dq.input[0]), g.const(dq.input[1])
+        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
+        if codes is None or codes.ndim != 2 or codes.dtype != np.int8 or (scale.size > 1 and axis != 1):
+            continue
+        if len(g.consumers(dq.output[0])) != 1:
+            continue
+        bits = 4 if codes.min() >= -8 and codes.max() <= 7 else 8
+        k, n = codes.shape
+        packed, n_blocks = pack(codes, bits, block_size)
+        scales = np.repeat(np.broadcast_to(scale.astype(np.float32), (n,)), n_blocks)
+        name = key[0]
+        g.set_initializer(numpy_helper.from_array(packed, f"{name}.weight_nbits"))
+        g.set_initializer(numpy_helper.from_array(scales, f"{name}.weight_nbits_scales"))
+        node = helper.make_node(
+            "MatMulNBits",
+            [mm.input[0], f"{name}.weight_nbits", f"{name}.weight_nbits_scales"],
+            list(mm.output),
+            name=f"{dq.name.rsplit('/', 1)[0]}/MatMulNBits",
+            domain=MS_DOMAIN,
+            K=k,
+            N=n,
+            bits=bits,
+            block_size=block_size,
+        )
+        node.doc_string = dq.doc_string
+        idx = list(proto.graph.node).index(mm)
+        proto.graph.node.remove(mm)
+        proto.graph.node.insert(idx, node)
+        sizes[name] = packed.nbytes + scales.nbytes
+    g.remove_dead()
+    if sizes and not any(o.domain == MS_DOMAIN for o in proto.opset_import):
+        proto.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
+    log.info("lowered %d MatMul(s) to MatMulNBits", len(sizes))
+    return proto, sizes

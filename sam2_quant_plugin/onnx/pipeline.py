@@ -1,0 +1,118 @@
+"""An ONNX bundle: ``encoder.onnx`` + ``decoder.onnx`` (+ fp16 copies) and ``manifest.json`` in one folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from torch import nn
+
+from ..api import STATE_ATTR
+from ..errors import ExportError
+from ..io.atomic import atomic_write_json
+from .export import export_decoder, export_image_encoder
+from .fp16 import to_fp16
+from .parity import pipeline_parity
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+def export_bundle(
+    model: nn.Module,
+    out_dir: str | Path,
+    *,
+    image_size: int,
+    weight_format: str = "int8",
+    opset: int = 17,
+    fp16: bool = False,
+    multimask: bool = False,
+) -> dict[str, object]:
+    """Export encoder and decoder into ``out_dir`` (must not hold a bundle yet); returns the manifest."""
+    out = Path(out_dir)
+    if (out / MANIFEST).exists():
+        raise FileExistsError(
+            f"{out} already holds an ONNX bundle; refusing to overwrite. Fix: pick a new --out."
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "encoder": export_image_encoder(
+            model, out / "encoder.onnx", image_size=image_size, opset=opset, weight_format=weight_format
+        ),
+        "decoder": export_decoder(
+            model,
+            out / "decoder.onnx",
+            image_size=image_size,
+            opset=opset,
+            weight_format=weight_format,
+            multimask=multimask,
+        ),
+    }
+    if fp16:
+        if getattr(model, STATE_ATTR, None) is not None:
+            raise ExportError("--fp16 converts float graphs; drop --recipe (or drop --fp16) for this export")
+        files["encoder_fp16"] = to_fp16(files["encoder"], out / "encoder_fp16.onnx")
+        files["decoder_fp16"] = to_fp16(files["decoder"], out / "decoder_fp16.onnx")
+    state = getattr(model, STATE_ATTR, None)
+    weights = str(getattr(model, "sam2_quant_weights", "unknown"))
+    manifest = {
+        "weights": weights,
+        "random_init": weights.startswith("random"),
+        "config": getattr(model, "sam2_quant_config", None),
+        "image_size": image_size,
+        "recipe": state.recipe.name if state is not None else None,
+        "weight_format": weight_format,
+        "opset": opset,
+        "multimask": multimask,
+        "files": {k: p.name for k, p in files.items()},
+        "bytes": {k: p.stat().st_size for k, p in files.items()},
+        "weight_bytes_per_layer": {
+            k: json.loads(_meta(p).get("sam2_quant.weight_bytes", "{}")) for k, p in files.items()
+        },
+    }
+    atomic_write_json(out / MANIFEST, manifest)
+    if manifest["random_init"]:
+        log.warning("bundle %s holds RANDOM-INIT weights (%s): not a trained SAM 2", out, weights)
+    return manifest
+
+
+def _meta(path: Path) -> dict[str, str]:
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def read_manifest(onnx_dir: str | Path) -> dict[str, object]:
+    path = Path(onnx_dir) / MANIFEST
+    if not path.is_file():
+        raise ExportError(
+            f"{path} not found: {onnx_dir} is not an ONNX bundle. Fix: run sam2-quant export first."
+        )
+    return json.loads(path.read_text())
+
+
+def export_and_validate(
+    float_model: nn.Module,
+    model: nn.Module,
+    images: Sequence[np.ndarray],
+    out_dir: str | Path,
+    *,
+    image_size: int,
+    points_per_side: int = 4,
+) -> dict[str, object]:
+    """Export ``model`` (frozen) and compare ORT with it (simulated and fused) and with the float model."""
+    manifest = export_bundle(model, out_dir, image_size=image_size)
+    out = Path(out_dir)
+    enc, dec = out / "encoder.onnx", out / "decoder.onnx"
+    kw = {"image_size": image_size, "points_per_side": points_per_side}
+    return {
+        "manifest": manifest,
+        "vs_torch_fake_quant_simulated": pipeline_parity(
+            model, enc, dec, images, optimization="disable", **kw
+        ),
+        "vs_torch_fake_quant_fused": pipeline_parity(model, enc, dec, images, optimization="all", **kw),
+        "vs_torch_float_fused": pipeline_parity(float_model, enc, dec, images, optimization="all", **kw),
+    }

@@ -1,0 +1,74 @@
+"""onnxruntime sessions: provider choice with a clear message when CUDA is missing, optimized-graph dumps."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+OPT_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
+
+def missing_provider_message(provider: str) -> str | None:
+    """None when ``provider`` ('cpu' | 'cuda') is available, else one line naming what is missing."""
+    name = PROVIDERS[provider]
+    available = ort.get_available_providers()
+    if name in available:
+        return None
+    return (
+        f"{name} is not available in this onnxruntime {ort.__version__} (available: {', '.join(available)}); "
+        "install onnxruntime-gpu with a matching CUDA/cuDNN to use it"
+    )
+
+
+def available_eps() -> list[str]:
+    """'cpu' and, when usable, 'cuda'."""
+    return [p for p in ("cpu", "cuda") if missing_provider_message(p) is None]
+
+
+def make_session(
+    path: str | Path,
+    provider: str = "cpu",
+    threads: int | None = None,
+    *,
+    optimization: str = "all",
+    optimized_model_path: str | Path | None = None,
+) -> ort.InferenceSession:
+    """An ``InferenceSession`` for ``path`` on ``provider`` ('cpu' or 'cuda').
+
+    A missing CUDA provider logs a warning naming it and falls back to CPU. ``threads`` sets the intra-op
+    thread count (None: onnxruntime's default). ``optimization`` is one of :data:`OPT_LEVELS`
+    ('disable' runs Q/DQ as written: simulated quantization; 'all' lets the CPU EP fuse them into int8
+    kernels). ``optimized_model_path`` saves the graph after optimization (to inspect the fused nodes).
+    """
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {sorted(PROVIDERS)}, got {provider!r}")
+    if optimization not in OPT_LEVELS:
+        raise ValueError(f"optimization must be one of {sorted(OPT_LEVELS)}, got {optimization!r}")
+    msg = missing_provider_message(provider)
+    if msg is not None:
+        log.warning("%s; falling back to CPUExecutionProvider", msg)
+        provider = "cpu"
+    so = ort.SessionOptions()
+    so.graph_optimization_level = OPT_LEVELS[optimization]
+    so.log_severity_level = 3
+    if threads is not None:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    if optimized_model_path is not None:
+        so.optimized_model_filepath = str(optimized_model_path)
+    providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
+    return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+
+
+def session_provider(session: ort.InferenceSession) -> str:
+    return session.get_providers()[0]

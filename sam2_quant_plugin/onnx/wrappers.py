@@ -1,0 +1,98 @@
+"""``nn.Module`` wrappers that give each SAM 2 deployment graph plain tensor inputs and outputs.
+
+* :class:`ImageEncoderGraph`: ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1``,
+  exactly :func:`sam2_quant_plugin.sam2.forward.encode`.
+* :class:`DecoderGraph`: prompt encoder + mask decoder, ``image_embed, high_res_feats_0, high_res_feats_1,
+  point_coords [1, N, 2], point_labels [1, N] -> low_res_masks, iou_predictions``, exactly
+  :func:`~sam2_quant_plugin.sam2.forward.decode`. Boxes are two points with labels 2 and 3, padding
+  points label -1, as SAM's prompt encoder defines.
+* :class:`MemoryAttentionGraph`: ``current [HW, 1, C], current_pos, memory [M, 1, Cm], memory_pos ->
+  conditioned [HW, 1, C]`` (needs real-valued RoPE: :func:`sam2_quant_plugin.sam2.rope.patch_real_rope`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..sam2.forward import decode, encode
+
+ENCODER_INPUTS = ("image",)
+ENCODER_OUTPUTS = ("image_embed", "high_res_feats_0", "high_res_feats_1")
+DECODER_INPUTS = ("image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels")
+DECODER_OUTPUTS = ("low_res_masks", "iou_predictions")
+MEMORY_INPUTS = ("current", "current_pos", "memory", "memory_pos")
+MEMORY_OUTPUTS = ("conditioned",)
+
+
+class ImageEncoderGraph(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        feats = encode(self.model, image)
+        hr0, hr1 = feats["high_res_feats"]
+        return feats["image_embed"], hr0, hr1
+
+
+class DecoderGraph(nn.Module):
+    def __init__(self, model: nn.Module, multimask: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.multimask = multimask
+
+    def forward(
+        self, image_embed: Tensor, hr0: Tensor, hr1: Tensor, point_coords: Tensor, point_labels: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        feats = {"image_embed": image_embed, "high_res_feats": [hr0, hr1]}
+        out = decode(self.model, feats, points=point_coords, labels=point_labels, multimask=self.multimask)
+        return out["low_res_masks"], out["iou_predictions"]
+
+
+class MemoryAttentionGraph(nn.Module):
+    def __init__(self, model: nn.Module, num_obj_ptr_tokens: int = 0) -> None:
+        super().__init__()
+        self.model = model
+        self.num_obj_ptr_tokens = num_obj_ptr_tokens
+
+    def forward(self, current: Tensor, current_pos: Tensor, memory: Tensor, memory_pos: Tensor) -> Tensor:
+        return self.model.memory_attention(
+            curr=[current],
+            curr_pos=[current_pos],
+            memory=memory,
+            memory_pos=memory_pos,
+            num_obj_ptr_tokens=self.num_obj_ptr_tokens,
+        )
+
+
+def encoder_example(image_size: int) -> tuple[Tensor]:
+    return (torch.randn(1, 3, image_size, image_size),)
+
+
+def decoder_example(model: nn.Module, image_size: int, n_points: int = 2) -> tuple[Tensor, ...]:
+    """Zero features of the right shapes plus ``n_points`` foreground points (shapes only)."""
+    d = model.sam_prompt_encoder.embed_dim
+    s16, s8, s4 = image_size // 16, image_size // 8, image_size // 4
+    hr0_c = model.sam_mask_decoder.conv_s0.out_channels
+    hr1_c = model.sam_mask_decoder.conv_s1.out_channels
+    coords = torch.rand(1, n_points, 2) * image_size
+    return (
+        torch.randn(1, d, s16, s16),
+        torch.randn(1, hr0_c, s4, s4),
+        torch.randn(1, hr1_c, s8, s8),
+        coords,
+        torch.ones(1, n_points, dtype=torch.int32),
+    )
+
+
+def memory_example(model: nn.Module, image_size: int, n_frames: int = 2) -> tuple[Tensor, ...]:
+    c = model.memory_attention.d_model
+    cm = model.mem_dim
+    hw = (image_size // 16) ** 2
+    return (
+        torch.randn(hw, 1, c),
+        torch.randn(hw, 1, c),
+        torch.randn(n_frames * hw, 1, cm),
+        torch.randn(n_frames * hw, 1, cm),
+    )
