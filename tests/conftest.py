@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image, to_model_input
+from tests._utils import torch_threads
 
-torch.set_num_threads(2)
 SMALL = 256  # tiny SAM 2 encoder forward ~0.4 s at 256 px on one CPU core
 
 
@@ -18,6 +19,14 @@ SMALL = 256  # tiny SAM 2 encoder forward ~0.4 s at 256 px on one CPU core
 def _seed() -> None:
     torch.manual_seed(0)
     np.random.seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _threads(request: pytest.FixtureRequest) -> Iterator[None]:
+    """One intra-op thread for fast tests (small tensors gain nothing from a pool, and spin-waiting threads
+    slow them ~100x on a busy 2-core machine); two for the slow tests on the real tiny SAM 2."""
+    with torch_threads(2 if request.node.get_closest_marker("slow") else 1):
+        yield
 
 
 @pytest.fixture(scope="session")

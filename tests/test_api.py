@@ -3,8 +3,6 @@ real tiny SAM 2 (slow): calibrate on photos, run inside an unmodified SAM2ImageP
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -33,14 +31,7 @@ from sam2_quant_plugin.recipe import (
     shipped_recipes,
 )
 from sam2_quant_plugin.torchao_adapter import QAT_TYPES
-from tests._utils import TINY_LAYERS, make_tiny_sam2_like, tiny_input, torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
-
+from tests._utils import TINY_LAYERS, make_tiny_sam2_like, tiny_input
 
 QKV0 = "image_encoder.trunk.blocks.0.attn.qkv"
 NECK = "image_encoder.neck.convs.0.conv"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.ao.nn.quantized as nnq
@@ -14,14 +12,7 @@ from sam2_quant_plugin.api import INPUT_FQ
 from sam2_quant_plugin.convert import QuantizedLayer
 from sam2_quant_plugin.fake_quant import FrozenFakeQuantize
 from sam2_quant_plugin.recipe import LayerRule, Recipe, activation_spec, weight_spec
-from tests._utils import TINY_LAYERS, make_tiny_sam2_like, tiny_input, torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
-
+from tests._utils import TINY_LAYERS, make_tiny_sam2_like, tiny_input
 
 ENCODER = [n for n in TINY_LAYERS if n.startswith("image_encoder.")]
 QKV0 = "image_encoder.trunk.blocks.0.attn.qkv"

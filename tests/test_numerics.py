@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -23,13 +21,6 @@ from sam2_quant_plugin.numerics import (
     ste_clamp,
     ste_round,
 )
-from tests._utils import torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
 
 
 @pytest.mark.parametrize("bits", range(2, 9))

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from sam2_quant_plugin.errors import CalibrationError
 from sam2_quant_plugin.fake_quant import FrozenFakeQuantize, LearnableBitFakeQuantize
 from sam2_quant_plugin.torchao_adapter import FakeQuantize
-from tests._utils import torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
 
 
 def test_forward_is_torch_fake_quantize_per_channel() -> None:

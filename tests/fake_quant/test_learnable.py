@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,14 +13,7 @@ from sam2_quant_plugin.errors import CalibrationError
 from sam2_quant_plugin.fake_quant import FrozenFakeQuantize, LearnableBitFakeQuantize
 from sam2_quant_plugin.observers import MinMaxRangeObserver, MSEClipObserver
 from sam2_quant_plugin.torchao_adapter import FakeQuantize, ao_convert, ao_prepare_qat, build_qconfig
-from tests._utils import make_tiny_sam2_like, tiny_input, torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
-
+from tests._utils import make_tiny_sam2_like, tiny_input
 
 # (signed, symmetric, per_channel)
 KINDS = [(True, True, True), (True, True, False), (False, False, False), (False, False, True)]

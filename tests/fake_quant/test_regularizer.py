@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from sam2_quant_plugin import prepare_qat
 from sam2_quant_plugin.fake_quant import bit_cost, bit_penalty, learnable_bit_modules
-from tests._utils import make_tiny_sam2_like, torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
-
+from tests._utils import make_tiny_sam2_like
 
 QKV = "image_encoder.trunk.blocks.0.attn.qkv"
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -11,13 +9,7 @@ from sam2_quant_plugin.errors import CalibrationError
 from sam2_quant_plugin.fake_quant import LearnableBitFakeQuantize
 from sam2_quant_plugin.observers import MinMaxRangeObserver, get_observer, observer_names
 from sam2_quant_plugin.torchao_adapter import FakeQuantize, ao_prepare_qat, build_qconfig
-from tests._utils import make_tiny_sam2_like, tiny_input, torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
+from tests._utils import make_tiny_sam2_like, tiny_input
 
 
 def with_outliers(rows: int = 8, cols: int = 256, seed: int = 0) -> torch.Tensor:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -12,14 +10,7 @@ from sam2_quant_plugin.fake_quant import LearnableBitFakeQuantize
 from sam2_quant_plugin.numerics import qparams_from_minmax
 from sam2_quant_plugin.observers import MinMaxRangeObserver, MSEClipObserver
 from sam2_quant_plugin.torchao_adapter import ao_prepare_qat, build_qconfig
-from tests._utils import make_tiny_sam2_like, tiny_input, torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
-
+from tests._utils import make_tiny_sam2_like, tiny_input
 
 W4 = {"dtype": torch.qint8, "qscheme": torch.per_channel_symmetric, "quant_min": -7, "quant_max": 7}
 

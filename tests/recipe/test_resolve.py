@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from sam2_quant_plugin.errors import RecipeError
@@ -15,14 +13,7 @@ from sam2_quant_plugin.recipe import (
     resolve,
     weight_spec,
 )
-from tests._utils import TINY_LAYERS, make_tiny_sam2_like, torch_threads
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with torch_threads(1):  # small tensors: a thread pool only adds contention
-        yield
-
+from tests._utils import TINY_LAYERS, make_tiny_sam2_like
 
 QKV0 = "image_encoder.trunk.blocks.0.attn.qkv"
 QKV1 = "image_encoder.trunk.blocks.1.attn.qkv"
