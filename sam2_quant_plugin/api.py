@@ -67,7 +67,8 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
         raise RecipeError(f"recipe {recipe.name!r} quantizes no layer of this model; check its targets/rules")
     model = model if inplace else copy.deepcopy(model)
     qconfigs = {n: qconfig_for(p) for n, p in plans.items() if p.weight is not None}
-    ao_prepare_qat(model, qconfigs)
+    if qconfigs:  # an activation-only recipe needs no torch.ao module swap
+        ao_prepare_qat(model, qconfigs)
     for name, qc in qconfigs.items():
         # torch.ao leaves a qconfig wrapping a local closure (device factory kwargs) on each layer and its
         # fake-quant children, which breaks torch.save(model); the observers exist now, so the layer gets
