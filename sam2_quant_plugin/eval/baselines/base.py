@@ -1,0 +1,81 @@
+"""The common interface of every method in the table: ``make_student(ctx)`` -> a scored student."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor, nn
+
+from .onnx_encoder import export_backbone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildContext:
+    """What every method gets: the float teacher, calibration photos, the input size, a work folder.
+
+    The float encoder ONNX is exported once, on first use, and shared by the onnxruntime and NNCF methods.
+    """
+
+    teacher: nn.Module
+    calib_images: Sequence[np.ndarray]
+    image_size: int
+    work_dir: Path
+    seed: int = 0
+    _float_onnx: Path | None = field(default=None, repr=False)
+
+    @property
+    def float_onnx(self) -> Path:
+        if self._float_onnx is None:
+            self._float_onnx = export_backbone(
+                self.teacher, self.work_dir / "float_encoder.onnx", image_size=self.image_size
+            )
+        return self._float_onnx
+
+    def calib_inputs(self) -> list[np.ndarray]:
+        """The calibration photos as encoder inputs ``[1, 3, S, S]`` float32 numpy arrays."""
+        from ...sam2.preprocess import to_model_input
+
+        return [to_model_input([im], self.image_size).numpy() for im in self.calib_images]
+
+
+@dataclass
+class BuiltStudent:
+    """A method's student and its table facts.
+
+    ``model`` is a SAM 2 model (a torch copy of the teacher with quantized modules, or one whose
+    ``image_encoder`` runs in onnxruntime), or a features callable (decoded by the teacher; no video).
+    ``size_bytes`` is the image encoder artifact: the ONNX file for onnxruntime methods, a packed
+    estimate (quantized weights at their bits, the rest float32) for torch fake-quant methods
+    (``size_kind`` says which). ``a_bits`` None means float activations.
+    """
+
+    model: nn.Module | Callable[[Tensor], dict]
+    avg_w_bits: float
+    a_bits: int | None
+    size_bytes: int
+    size_kind: str
+    runtime: str  # "torch" or "onnxruntime"
+    onnx_path: Path | None = None
+    notes: str = ""
+    ort_optimize: bool = True  # False: the row runs (and is timed) with ORT_DISABLE_ALL
+    float_onnx: Path | None = None  # latency reference for ``onnx_path`` (default: the context's float ONNX)
+
+
+class Method:
+    """One row of the table. Subclasses set ``name`` / ``description`` and implement :meth:`make_student`."""
+
+    name: str = "method"
+    description: str = ""
+
+    def make_student(self, ctx: BuildContext) -> BuiltStudent:
+        raise NotImplementedError
+
+
+def float_param_bytes(module: nn.Module) -> int:
+    return int(sum(p.numel() * p.element_size() for p in module.parameters()))

@@ -1,0 +1,151 @@
+"""The float image encoder (``model.image_encoder``: Hiera trunk + FPN neck) as ONNX, and running it in
+onnxruntime inside an otherwise-torch SAM 2 model.
+
+Exported here (not with :func:`sam2_quant_plugin.onnx.export.export_image_encoder`) because the video
+predictor needs the encoder's raw ``backbone_fpn`` levels, whereas that graph ends after the mask decoder's
+``conv_s0``/``conv_s1`` and ``no_mem_embed`` (the image-predictor features). The positional encodings the
+neck also returns depend only on shapes; they are recomputed in torch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+INPUT = "image"
+
+
+class BackboneGraph(nn.Module):
+    """``image [1, 3, S, S] -> backbone_fpn_0..k`` (``ImageEncoder`` ``backbone_fpn``)."""
+
+    def __init__(self, image_encoder: nn.Module) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        return tuple(self.image_encoder(image)["backbone_fpn"])
+
+
+def export_backbone(model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17) -> Path:
+    """Export ``model.image_encoder`` (float) to ``path`` with the TorchScript exporter; returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    graph = BackboneGraph(copy.deepcopy(model.image_encoder)).eval()
+    x = torch.zeros(1, 3, image_size, image_size)
+    with torch.no_grad():
+        n_out = len(graph(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            graph,
+            (x,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT],
+            output_names=[f"backbone_fpn_{i}" for i in range(n_out)],
+        )
+    log.info("exported float image encoder to %s (%.1f MiB)", path, path.stat().st_size / 2**20)
+    return path
+
+
+def make_session(
+    path: str | Path,
+    *,
+    optimize: bool = True,
+    provider: str = "CPUExecutionProvider",
+    threads: int | None = None,
+) -> ort.InferenceSession:
+    """An onnxruntime session; ``optimize=False`` disables all graph optimisations (no Q/DQ fusion).
+
+    ``threads`` None: the count set by :func:`sam2_quant_plugin.eval.latency.set_threads` (0: ORT default).
+    """
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )
+    if threads is None:
+        from ..latency import ort_threads
+
+        threads = ort_threads()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=[provider])
+
+
+class OrtImageEncoder(nn.Module):
+    """Drop-in for ``model.image_encoder`` that runs the trunk + neck in an onnxruntime session."""
+
+    def __init__(self, session: ort.InferenceSession, position_encoding: nn.Module) -> None:
+        super().__init__()
+        self.session = session
+        self.position_encoding = position_encoding
+
+    def forward(self, sample: Tensor) -> dict:
+        outs = self.session.run(None, {INPUT: sample.detach().float().cpu().numpy()})
+        feats = [torch.from_numpy(np.ascontiguousarray(o)).to(sample.device) for o in outs]
+        pos = [self.position_encoding(f).to(f.dtype) for f in feats]
+        return {"vision_features": feats[-1], "vision_pos_enc": pos, "backbone_fpn": feats}
+
+
+def ort_student(teacher: nn.Module, session: ort.InferenceSession) -> nn.Module:
+    """A copy of ``teacher`` whose image encoder runs in ``session`` (decoder etc. stay torch float)."""
+    pe = copy.deepcopy(teacher.image_encoder.neck.position_encoding)
+    encoder = teacher.image_encoder
+    teacher.image_encoder = nn.Identity()  # do not deep-copy the float encoder only to drop it
+    try:
+        student = copy.deepcopy(teacher)
+    finally:
+        teacher.image_encoder = encoder
+    student.image_encoder = OrtImageEncoder(session, pe)
+    return student.eval()
+
+
+_WEIGHT_OPS = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
+_BITS = {
+    onnx.TensorProto.INT8: 8,
+    onnx.TensorProto.UINT8: 8,
+    onnx.TensorProto.INT4: 4,
+    onnx.TensorProto.UINT4: 4,
+    onnx.TensorProto.FLOAT: 32,
+    onnx.TensorProto.FLOAT16: 16,
+}
+
+
+def onnx_weight_bits(path: str | Path) -> float:
+    """Parameter-weighted mean bits of the Conv/MatMul/Gemm weights of an ONNX graph.
+
+    A weight is an initializer feeding such a node directly (float), through ``DequantizeLinear``
+    (its integer type), or the packed ``B`` of a ``MatMulNBits`` node (its ``bits`` attribute).
+    """
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name: i for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    total = count = 0.0
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits":
+            attrs = {a.name: a.i for a in node.attribute}
+            n = float(attrs["K"] * attrs["N"])
+            total, count = total + attrs["bits"] * n, count + n
+            continue
+        if node.op_type not in _WEIGHT_OPS or len(node.input) < 2:
+            continue
+        name = node.input[1]
+        src = producer.get(name)
+        if src is not None and src.op_type == "DequantizeLinear":
+            name = src.input[0]
+        if name in inits and inits[name].data_type in _BITS:
+            n = float(np.prod(inits[name].dims))
+            total, count = total + _BITS[inits[name].data_type] * n, count + n
+    return total / count if count else float("nan")

@@ -1,0 +1,76 @@
+"""Method names for the table and how to build them; recipe files join as ``NAME=PATH``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ...errors import RecipeError
+from .base import Method
+from .nncf_methods import NncfCompressMethod, NncfQuantizeMethod
+from .ort_static import OrtStaticMethod
+from .recipe_onnx import RecipeOnnxMethod
+from .torch_recipe import FloatMethod, RecipeMethod, uniform_recipe
+
+METHODS: dict[str, Callable[[], Method]] = {
+    "float": FloatMethod,
+    "torch-ptq-w8a8": lambda: RecipeMethod(
+        "torch-ptq-w8a8", uniform_recipe(8, 8), "uniform torch.ao PTQ, W8 per-channel / A8, min-max"
+    ),
+    "torch-ptq-w4a8": lambda: RecipeMethod(
+        "torch-ptq-w4a8", uniform_recipe(4, 8), "uniform torch.ao PTQ, W4 per-channel / A8, min-max"
+    ),
+    "ours-w8a8": lambda: RecipeMethod("ours-w8a8", "w8a8", "this package's shipped w8a8 recipe"),
+    "ours-w8a8-ort": lambda: RecipeOnnxMethod("ours-w8a8-ort", "w8a8"),
+    "ours-w4a8": lambda: RecipeMethod("ours-w4a8", "w4a8", "this package's shipped w4a8 recipe (MSE 4-bit)"),
+    "ours-w4a8-ort": lambda: RecipeOnnxMethod("ours-w4a8-ort", "w4a8"),
+    "ort-static-minmax-fused": lambda: OrtStaticMethod("minmax", fused=True),
+    "ort-static-minmax-sim": lambda: OrtStaticMethod("minmax", fused=False),
+    "ort-static-percentile-fused": lambda: OrtStaticMethod("percentile", fused=True),
+    "ort-static-percentile-sim": lambda: OrtStaticMethod("percentile", fused=False),
+    "ort-static-minmax-mmconv-rr-fused": lambda: OrtStaticMethod(
+        "minmax", fused=True, matmul_conv_only=True, reduce_range=True
+    ),
+    "nncf-ptq-int8": NncfQuantizeMethod,
+    "nncf-wc-int8": lambda: NncfCompressMethod(8),
+    "nncf-wc-int4-g32": lambda: NncfCompressMethod(4, 32),
+    "learnable": lambda: RecipeMethod(
+        "learnable",
+        "learnable",
+        "this package's learnable-bit recipe (shipped, untrained: bits stay at init)",
+    ),
+}
+
+DEFAULT_METHODS = tuple(METHODS)
+
+
+def _method(name: str, custom: dict[str, str]) -> Method:
+    if name in custom:
+        return RecipeMethod(name, custom[name], f"recipe {custom[name]}")
+    if name.endswith("-ort") and name.removesuffix("-ort") in custom:
+        return RecipeOnnxMethod(name, custom[name.removesuffix("-ort")])
+    return METHODS[name]()
+
+
+def make_methods(names: Sequence[str], recipes: Sequence[str] = ()) -> list[Method]:
+    """Methods by name, then one :class:`RecipeMethod` per ``NAME=PATH`` (a recipe YAML, e.g. CDPQ's).
+
+    A ``NAME=PATH`` whose name is also in ``names`` replaces that built-in row (e.g. ``learnable=my.yaml``);
+    ``NAME-ort`` in ``names`` adds its deployed twin (exported, run in onnxruntime).
+    """
+    custom: dict[str, str] = {}
+    for spec in recipes:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise RecipeError(
+                f"recipe spec must be NAME=PATH (e.g. cdpq=runs/cdpq/recipe.yaml), got {spec!r}"
+            )
+        custom[name] = path
+    twins = {n for n in names if n.endswith("-ort") and n.removesuffix("-ort") in custom}
+    unknown = [n for n in names if n not in METHODS and n not in custom and n not in twins]
+    if unknown:
+        raise RecipeError(
+            f"unknown method(s) {unknown}; known: {', '.join(METHODS)} (or pass NAME=PATH recipes)"
+        )
+    out = [_method(n, custom) for n in names]
+    out += [RecipeMethod(n, p, f"recipe {p}") for n, p in custom.items() if n not in names]
+    return out

@@ -1,0 +1,96 @@
+"""Methods that are recipes of this package: ``prepare_qat`` + ``calibrate`` + ``freeze`` (torch fake-quant).
+
+Uniform PTQ baselines (every encoder Linear/Conv2d at the same bits, min-max ranges) and any recipe YAML
+(our CDPQ or learnable-bit outputs, or a shipped name such as ``w8a8``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from torch import nn
+
+from ...api import freeze, prepare_qat, quant_state, weight_bits_summary
+from ...calibrate import calibrate
+from ...recipe import LayerRule, Recipe, activation_spec, load_recipe, weight_spec
+from .base import BuildContext, BuiltStudent, Method, float_param_bytes
+
+log = logging.getLogger(__name__)
+
+
+def uniform_recipe(w_bits: int, a_bits: int | None = 8) -> Recipe:
+    """Every image-encoder Linear/Conv2d: ``w_bits`` per-channel symmetric min-max weights, ``a_bits``
+    per-tensor affine min-max inputs (None: weight-only)."""
+    act = activation_spec(bits=a_bits, observer="minmax") if a_bits else None
+    return Recipe(
+        name=f"uniform-w{w_bits}" + (f"a{a_bits}" if a_bits else ""),
+        description="uniform PTQ baseline (min-max)",
+        targets=("image_encoder",),
+        default=LayerRule(
+            match="<default>", weight=weight_spec(bits=w_bits, observer="minmax"), activation=act
+        ),
+    )
+
+
+def packed_encoder_bytes(model: nn.Module) -> int:
+    """Image encoder size if stored packed: quantized weights at their bits, every other tensor float32."""
+    total = float_param_bytes(model.image_encoder)
+    state = quant_state(model)
+    for name in state.plans:
+        mod = model.get_submodule(name)
+        fq = getattr(mod, "weight_fake_quant", None)
+        if fq is not None and name.startswith("image_encoder."):
+            total -= mod.weight.numel() * mod.weight.element_size()
+            total += mod.weight.numel() * fq.bits / 8
+    return int(total)
+
+
+def activation_bits(model: nn.Module) -> int | None:
+    bits = {p.activation_bits for p in quant_state(model).plans.values() if p.activation_bits}
+    return max(bits) if bits else None
+
+
+class RecipeMethod(Method):
+    """prepare_qat + calibrate (the context's photos) + freeze with a recipe."""
+
+    def __init__(self, name: str, recipe: Recipe | str | Path, description: str = "") -> None:
+        self.name = name
+        self.recipe = recipe
+        self.description = (
+            description
+            or f"this package, recipe {recipe if isinstance(recipe, (str, Path)) else recipe.name}"
+        )
+
+    def make_student(self, ctx: BuildContext) -> BuiltStudent:
+        recipe = self.recipe if isinstance(self.recipe, Recipe) else load_recipe(self.recipe)
+        model = prepare_qat(ctx.teacher, recipe)
+        calibrate(model, list(ctx.calib_images), image_size=ctx.image_size, progress=False)
+        frozen = freeze(model)
+        bits = weight_bits_summary(frozen)
+        return BuiltStudent(
+            model=frozen,
+            avg_w_bits=bits["avg_weight_bits"],
+            a_bits=activation_bits(frozen),
+            size_bytes=packed_encoder_bytes(frozen),
+            size_kind="packed estimate",
+            runtime="torch",
+            notes=f"recipe {recipe.name}",
+        )
+
+
+class FloatMethod(Method):
+    """The float teacher itself (a sanity row: IoU 1, cosine 1)."""
+
+    name = "float"
+    description = "float32 teacher (reference row)"
+
+    def make_student(self, ctx: BuildContext) -> BuiltStudent:
+        return BuiltStudent(
+            model=ctx.teacher,
+            avg_w_bits=32.0,
+            a_bits=None,
+            size_bytes=float_param_bytes(ctx.teacher.image_encoder),
+            size_kind="float32 params",
+            runtime="torch",
+        )

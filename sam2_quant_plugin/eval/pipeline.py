@@ -1,0 +1,109 @@
+"""``run_eval``: teacher reference once, every method through the harness, a report in a fresh run folder."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from ..io.atomic import new_run_dir
+from ..sam2.preprocess import bundled_images, list_images, load_image
+from .baselines.base import BuildContext
+from .baselines.registry import DEFAULT_METHODS, make_methods
+from .harness import build_reference
+from .report import write_report
+from .runner import run_methods
+from .video import build_video_reference
+
+log = logging.getLogger(__name__)
+
+
+def host_description() -> str:
+    eps = ",".join(p.replace("ExecutionProvider", "") for p in ort.get_available_providers())
+    return (
+        f"{platform.machine()} {platform.processor() or ''}".strip()
+        + f", torch {torch.__version__} (threads={torch.get_num_threads()})"
+        + f", onnxruntime {ort.__version__} [{eps}]"
+    )
+
+
+def run_eval(
+    teacher: nn.Module,
+    *,
+    out: str | Path = "runs/eval",
+    methods: Sequence[str] = DEFAULT_METHODS,
+    recipes: Sequence[str] = (),
+    images: str | Path | None = None,
+    video: str | Path | bool | None = None,
+    max_frames: int | None = 8,
+    points_per_side: int = 8,
+    max_boxes: int = 16,
+    box_mode: str = "both",
+    seed: int = 0,
+    timing: bool = True,
+    time_repeats: int = 3,
+    keep_artifacts: bool = False,
+    command: str = "(python API)",
+) -> tuple[dict, dict[str, Path]]:
+    """Evaluate ``methods`` (names, plus ``NAME=PATH`` recipe files) against ``teacher``; write the report.
+
+    ``images``: a folder (default: the bundled photos; used for calibration and evaluation alike).
+    ``video``: a JPEG frame folder, None for the bundled clip, False to skip video; its first
+    ``max_frames`` frames are used (None: all).
+    The encoder ONNX files (``<run>/artifacts``, ~100 MiB float + ~30 MiB per ONNX row) are deleted at the
+    end unless ``keep_artifacts``. Returns ``(results, paths)``; the run folder is ``paths["json"].parent``.
+    """
+    image_size = int(getattr(teacher, "sam2_quant_image_size", teacher.image_size))
+    paths = list_images(images) if images else bundled_images()
+    arrays = [load_image(p) for p in paths]
+    method_objs = make_methods(list(methods), list(recipes))
+    config = getattr(teacher, "sam2_quant_config", "sam2")
+    run_dir = new_run_dir(out, f"eval_{config}_{image_size}")
+    log.info(
+        "run folder %s: %d methods, %d images, %d px", run_dir, len(method_objs), len(arrays), image_size
+    )
+    ref = build_reference(
+        teacher,
+        arrays,
+        image_size=image_size,
+        names=[p.name for p in paths],
+        points_per_side=points_per_side,
+        max_boxes=max_boxes,
+        box_mode=box_mode,
+        seed=seed,
+    )
+    video_ref = (
+        None if video is False else build_video_reference(teacher, video or None, max_frames=max_frames)
+    )
+    ctx = BuildContext(teacher, arrays, image_size, run_dir / "artifacts", seed=seed)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    rows = run_methods(ctx, method_objs, ref, video_ref, time_repeats=time_repeats, timing=timing)
+    desc = ref.describe()
+    results = {
+        "weights": str(getattr(teacher, "sam2_quant_weights", "unknown")),
+        "config": config,
+        "image_size": image_size,
+        "images": [str(p) for p in paths],
+        "video": video_ref.describe() if video_ref else {"video": "not run"},
+        "prompts": {k: desc[k] for k in ("point_prompts", "box_prompts")},
+        "seed": seed,
+        "host": host_description(),
+        "timing_note": (
+            f"Timings: median of {time_repeats} runs on a shared CPU; treat ratios as rough."
+            if timing
+            else "Timing skipped (--no-timing)."
+        ),
+        "command": command,
+        "rows": rows,
+    }
+    results["artifacts"] = str(ctx.work_dir) if keep_artifacts else "deleted (keep with --keep-artifacts)"
+    paths = write_report(results, run_dir)
+    if not keep_artifacts:
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)
+    return results, paths

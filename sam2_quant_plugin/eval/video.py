@@ -1,0 +1,152 @@
+"""Video fidelity: a student's ``SAM2VideoPredictor`` propagation against the float teacher's.
+
+Both predictors are built from the same config and image size and hold the teacher's float weights; the
+student's predictor then takes the student's top-level modules (``image_encoder``, and any other component
+its method quantized) as they are, so fake-quant modules, hooks, converted int8 layers and onnxruntime
+encoders all run inside SAM 2's own video code. From first-frame point prompts (one object per point of a
+small grid), both propagate over the frame folder; per frame the student's masks are scored against the
+teacher's (degenerate teacher masks excluded), and the mean over frames is the J-like score.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from ..sam2.build import build_sam2_model
+from ..sam2.preprocess import bundled_video_frames
+from .metrics import mask_iou
+
+log = logging.getLogger(__name__)
+
+
+def default_video_dir() -> Path:
+    """The bundled 8-frame 'bedroom' clip."""
+    return bundled_video_frames()[0].parent
+
+
+def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -> nn.Module:
+    """A ``SAM2VideoPredictor`` with ``teacher``'s float weights, and ``student``'s modules if given.
+
+    ``teacher`` comes from :func:`~sam2_quant_plugin.sam2.build.build_sam2_model` (its config and image
+    size are read from it). Every top-level child module of ``student`` replaces the predictor's (shared,
+    not copied): quantized components bring their quantizers, float ones equal the teacher's.
+    """
+    config = getattr(teacher, "sam2_quant_config", "sam2.1_hiera_t")
+    size = int(getattr(teacher, "sam2_quant_image_size", teacher.image_size))
+    build_log = logging.getLogger("sam2_quant_plugin.sam2.build")
+    level = build_log.level
+    build_log.setLevel(logging.ERROR)  # its random init is overwritten below: no random-init warning
+    try:
+        vp = build_sam2_model(config, None, image_size=size, video=True)
+    finally:
+        build_log.setLevel(level)
+    vp.load_state_dict(teacher.state_dict(), strict=True)
+    vp.sam2_quant_weights = getattr(teacher, "sam2_quant_weights", "unknown")
+    if student is not None:
+        for name, child in student.named_children():
+            setattr(vp, name, child)
+    return vp.eval()
+
+
+def first_frame_points(video_dir: str | Path, n_per_side: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
+    """``n*n`` (x, y) points at grid-cell centres of the first frame, in its pixels; and its (H, W)."""
+    first = sorted(Path(video_dir).glob("*.jp*g"), key=lambda p: int(p.stem))[0]
+    with Image.open(first) as im:
+        w, h = im.size
+    offs = (np.arange(n_per_side) + 0.5) / n_per_side
+    pts = np.array([[x * w, y * h] for y in offs for x in offs], dtype=np.float32)
+    return pts, (h, w)
+
+
+@dataclass
+class VideoReference:
+    video_dir: Path
+    points: np.ndarray
+    logits: list[Tensor]  # per frame [n_obj, 1, H, W]
+    source: str = (
+        ""  # the folder the frames come from (video_dir may be a folder of links to its first frames)
+    )
+
+    def describe(self) -> dict:
+        return {
+            "video": self.source or str(self.video_dir),
+            "frames": len(self.logits),
+            "prompt": f"{len(self.points)} objects, one positive point each on frame 0 (grid)",
+        }
+
+
+@torch.no_grad()
+def propagate(predictor: nn.Module, video_dir: str | Path, points: np.ndarray) -> list[Tensor]:
+    """Mask logits per frame ``[n_obj, 1, H, W]`` (video resolution) from one point per object on frame 0."""
+    state = predictor.init_state(str(video_dir))
+    for obj_id, pt in enumerate(points):
+        predictor.add_new_points_or_box(
+            state, frame_idx=0, obj_id=obj_id, points=pt[None], labels=np.array([1], dtype=np.int32)
+        )
+    out: dict[int, Tensor] = {}
+    for frame_idx, _, logits in predictor.propagate_in_video(state):
+        out[frame_idx] = logits.detach().float().cpu()
+    return [out[i] for i in sorted(out)]
+
+
+def first_frames(video_dir: str | Path, max_frames: int | None) -> Path:
+    """``video_dir``, or a temporary folder linking its first ``max_frames`` JPEG frames (in frame order)."""
+    frames = sorted(Path(video_dir).glob("*.jp*g"), key=lambda p: int(p.stem))
+    if max_frames is None or len(frames) <= max_frames:
+        return Path(video_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="sam2_quant_frames_"))
+    for f in frames[:max_frames]:
+        (tmp / f.name).symlink_to(f.resolve())
+    log.info("video: first %d of %d frames of %s", max_frames, len(frames), video_dir)
+    return tmp
+
+
+def build_video_reference(
+    teacher: nn.Module,
+    video_dir: str | Path | None = None,
+    *,
+    n_per_side: int = 1,
+    max_frames: int | None = None,
+) -> VideoReference:
+    source = Path(video_dir if video_dir is not None else default_video_dir())
+    video_dir = first_frames(source, max_frames)
+    points, _ = first_frame_points(video_dir, n_per_side)
+    logits = propagate(make_video_predictor(teacher), video_dir, points)
+    return VideoReference(video_dir, points, logits, str(source))
+
+
+def score_video(ref: VideoReference, teacher: nn.Module, student: nn.Module) -> dict:
+    """Per-frame mask IoU of the student's propagation vs the teacher's, their mean (J-like)."""
+    logits = propagate(make_video_predictor(teacher, student), ref.video_dir, ref.points)
+    per_frame = [mask_iou(s, t) for s, t in zip(logits, ref.logits)]
+    ious = [r.mean_iou for r in per_frame]
+    finite = [v for v in ious if not math.isnan(v)]
+    later = [v for v in ious[1:] if not math.isnan(v)]
+    return {
+        "j_mean": float(np.mean(finite)) if finite else float("nan"),
+        "j_mean_after_prompt_frame": float(np.mean(later)) if later else float("nan"),
+        "per_frame_iou": ious,
+        "n_degenerate": sum(r.n_degenerate for r in per_frame),
+        "n_masks": sum(r.n_masks for r in per_frame),
+    }
+
+
+def evaluate_video(
+    teacher: nn.Module, student: nn.Module, video_dir: str | Path | None = None, *, n_per_side: int = 1
+) -> dict:
+    """One-shot :func:`build_video_reference` + :func:`score_video`."""
+    return score_video(build_video_reference(teacher, video_dir, n_per_side=n_per_side), teacher, student)
+
+
+def frame_names(ref: VideoReference) -> Sequence[str]:
+    return [p.name for p in sorted(ref.video_dir.glob("*.jp*g"), key=lambda p: int(p.stem))]
