@@ -34,6 +34,7 @@ from .wrappers import (
     ENCODER_OUTPUTS,
     MEMORY_INPUTS,
     MEMORY_OUTPUTS,
+    BackboneGraph,
     DecoderGraph,
     ImageEncoderGraph,
     MemoryAttentionGraph,
@@ -199,6 +200,22 @@ def export_image_encoder(
     traced = _trace(
         ImageEncoderGraph(model), encoder_example(image_size), (ENCODER_INPUTS, ENCODER_OUTPUTS), {}, opset
     )
+    return _finish(traced, model, path, ("image_encoder",), weight_format)
+
+
+def export_backbone(
+    model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17, weight_format: str = "int8"
+) -> Path:
+    """Export ``image [1, 3, S, S] -> backbone_fpn_0..k`` (the image encoder's raw FPN levels) to ``path``."""
+    check_export_options(opset, weight_format)
+    _refuse_existing(path)
+    model = ready_for_export(model)
+    wrapper = BackboneGraph(model)
+    example = encoder_example(image_size)
+    with torch.no_grad():
+        n_out = len(wrapper(*example))
+    names = (ENCODER_INPUTS, tuple(f"backbone_fpn_{i}" for i in range(n_out)))
+    traced = _trace(wrapper, example, names, {}, opset)
     return _finish(traced, model, path, ("image_encoder",), weight_format)
 
 

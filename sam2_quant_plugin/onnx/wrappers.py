@@ -6,6 +6,8 @@
   point_coords [1, N, 2], point_labels [1, N] -> low_res_masks, iou_predictions``, exactly
   :func:`~sam2_quant_plugin.sam2.forward.decode`. Boxes are two points with labels 2 and 3, padding
   points label -1, as SAM's prompt encoder defines.
+* :class:`BackboneGraph`: ``image [1, 3, S, S] -> backbone_fpn_0..k``, the image encoder's raw FPN levels
+  (what SAM 2's video predictor consumes; the positional encodings depend on shapes only).
 * :class:`MemoryAttentionGraph`: ``current [HW, 1, C], current_pos, memory [M, 1, Cm], memory_pos ->
   conditioned [HW, 1, C]`` (needs real-valued RoPE: :func:`sam2_quant_plugin.sam2.rope.patch_real_rope`).
 """
@@ -34,6 +36,15 @@ class ImageEncoderGraph(nn.Module):
         feats = encode(self.model, image)
         hr0, hr1 = feats["high_res_feats"]
         return feats["image_embed"], hr0, hr1
+
+
+class BackboneGraph(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        return tuple(self.model.image_encoder(image)["backbone_fpn"])
 
 
 class DecoderGraph(nn.Module):

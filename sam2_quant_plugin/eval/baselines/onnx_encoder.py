@@ -1,17 +1,15 @@
 """The float image encoder (``model.image_encoder``: Hiera trunk + FPN neck) as ONNX, and running it in
 onnxruntime inside an otherwise-torch SAM 2 model.
 
-Exported here (not with :func:`sam2_quant_plugin.onnx.export.export_image_encoder`) because the video
-predictor needs the encoder's raw ``backbone_fpn`` levels, whereas that graph ends after the mask decoder's
-``conv_s0``/``conv_s1`` and ``no_mem_embed`` (the image-predictor features). The positional encodings the
-neck also returns depend only on shapes; they are recomputed in torch.
+The backbone graph (not the image-predictor graph of ``export_image_encoder``) because the video
+predictor needs the encoder's raw ``backbone_fpn`` levels. The positional encodings the neck also
+returns depend only on shapes; they are recomputed in torch.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,43 +18,17 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
+from ...onnx import export as onnx_export
+from ...onnx import runtime as onnx_runtime
+
 log = logging.getLogger(__name__)
 
 INPUT = "image"
 
 
-class BackboneGraph(nn.Module):
-    """``image [1, 3, S, S] -> backbone_fpn_0..k`` (``ImageEncoder`` ``backbone_fpn``)."""
-
-    def __init__(self, image_encoder: nn.Module) -> None:
-        super().__init__()
-        self.image_encoder = image_encoder
-
-    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.image_encoder(image)["backbone_fpn"])
-
-
 def export_backbone(model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17) -> Path:
-    """Export ``model.image_encoder`` (float) to ``path`` with the TorchScript exporter; returns ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    graph = BackboneGraph(copy.deepcopy(model.image_encoder)).eval()
-    x = torch.zeros(1, 3, image_size, image_size)
-    with torch.no_grad():
-        n_out = len(graph(x))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            graph,
-            (x,),
-            str(path),
-            dynamo=False,
-            opset_version=opset,
-            input_names=[INPUT],
-            output_names=[f"backbone_fpn_{i}" for i in range(n_out)],
-        )
-    log.info("exported float image encoder to %s (%.1f MiB)", path, path.stat().st_size / 2**20)
-    return path
+    """The float image encoder's raw FPN levels as ONNX (:func:`sam2_quant_plugin.onnx.export.export_backbone`)."""
+    return onnx_export.export_backbone(model, path, image_size=image_size, opset=opset)
 
 
 def make_session(
@@ -70,18 +42,12 @@ def make_session(
 
     ``threads`` None: the count set by :func:`sam2_quant_plugin.eval.latency.set_threads` (0: ORT default).
     """
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    )
     if threads is None:
         from ..latency import ort_threads
 
         threads = ort_threads()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=[provider])
+    ep = "cuda" if provider.lower().startswith("cuda") else "cpu"
+    return onnx_runtime.make_session(path, ep, threads or None, optimization="all" if optimize else "disable")
 
 
 class OrtImageEncoder(nn.Module):

@@ -1,0 +1,101 @@
+"""CDPQ settings: loss weights and the search/training configuration (plain dataclasses, JSON round trip)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class LossWeights:
+    """Weight of each distillation term; 0 switches a term off.
+
+    ``stats``: per-layer channel mean/variance MSE; ``feature``: per-layer normalised feature MSE;
+    ``affinity``: per-layer token-affinity (Gram) MSE; ``embed``: stage-level encoder outputs
+    (image embedding + high-res features); ``mask``: soft-target BCE on mask logits (zero at a match);
+    ``iou``: MSE on IoU predictions. Layer terms need identical teacher/student configs.
+    """
+
+    stats: float = 1.0
+    feature: float = 1.0
+    affinity: float = 0.0
+    embed: float = 1.0
+    mask: float = 1.0
+    iou: float = 1.0
+    temperature: float = 1.0
+
+
+@dataclass
+class CDPQConfig:
+    """Everything a CDPQ run needs; saved as ``config.json`` and read back on resume."""
+
+    name: str = "cdpq"
+    teacher_config: str = "sam2.1_hiera_t"
+    student_config: str = "sam2.1_hiera_t"
+    teacher_checkpoint: str | None = None
+    student_checkpoint: str | None = None
+    image_size: int = 256
+    seed: int = 0
+    # data
+    train_images: str | None = None  # folder, SA-V root, or None for the bundled photos
+    val_images: str | None = None
+    points_per_image: int = 4
+    boxes_per_image: int = 2
+    batch_size: int = 1
+    # quantization
+    target_roots: tuple[str, ...] = ("image_encoder",)
+    ladder: tuple[int, ...] = (8, 4, 2)
+    observer: str = "minmax"
+    refit_scale: bool = True  # MSE clip search for the new range after each bit drop
+    # KD training
+    rounds: int = 2
+    epochs_per_round: int = 1
+    lr: float = 1e-5
+    scale_lr: float = 1e-6  # Adam: about 0.1% of a typical weight step size per step
+    grad_clip: float = 1.0
+    weights: LossWeights = field(default_factory=LossWeights)
+    # search
+    confidence: str = "mean"
+    sensitivity: str | None = None  # grad_norm | fisher | hutchinson | None
+    sensitivity_weight: float = 1.0
+    impact_threshold: float = 0.01
+    threshold_growth: float = 2.0  # when a pass accepts nothing but the budget is not met
+    max_passes: int = 8
+    target_avg_bits: float | None = None
+    target_bytes: float | None = None
+    max_attempts: int | None = None  # stop early (simulates an interruption; resume continues)
+    # differentiable mode
+    mode: str = "search"  # search | differentiable
+    bit_lambda: float = 0.05
+    bit_lr: float = 0.05
+    diff_epochs: int = 4
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CDPQConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown CDPQ config key(s) {unknown}; known: {sorted(known)}")
+        d = dict(d)
+        if isinstance(d.get("weights"), dict):
+            d["weights"] = LossWeights(**d["weights"])
+        for key in ("target_roots", "ladder"):
+            if key in d and d[key] is not None:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def __post_init__(self) -> None:
+        lad = tuple(int(b) for b in self.ladder)
+        if not lad or list(lad) != sorted(set(lad), reverse=True) or not 2 <= lad[-1] <= lad[0] <= 8:
+            raise ValueError(f"ladder {self.ladder} must be strictly decreasing bit widths within 8..2")
+        self.ladder = lad
+        self.target_roots = tuple(self.target_roots)
+        if self.mode not in ("search", "differentiable"):
+            raise ValueError(f"mode={self.mode!r}; use 'search' or 'differentiable'")
+
+    @property
+    def same_architecture(self) -> bool:
+        return self.teacher_config == self.student_config

@@ -1,0 +1,43 @@
+"""Float mirror of the student used to score bit-drop attempts at float speed."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from .session import Session
+from .student import weight_quantizers
+from .train import evaluate
+
+
+class EvalMirror:
+    """A float copy of the student whose weights are the student's fake-quantized weights.
+
+    Weight-only quantization makes it exact, and it runs at float speed: an attempt re-quantizes one
+    layer instead of every layer on every forward.
+    """
+
+    def __init__(self, s: Session) -> None:
+        self.s = s
+        self.model = copy.deepcopy(s.teacher)
+        self.sync(s.candidates)
+
+    @torch.no_grad()
+    def sync(self, layers: list[str]) -> None:
+        fqs = weight_quantizers(self.s.student)
+        for name in layers:
+            w = self.s.student.get_submodule(name).weight
+            self.model.get_submodule(name).weight.copy_(fqs[name](w))
+        for name, p in self.s.student.named_parameters():
+            if "fake_quant" not in name and name.removesuffix(".weight") not in fqs:
+                self.model.get_parameter(name).copy_(p)
+
+    @torch.no_grad()
+    def sync_layer(self, name: str) -> None:
+        fq = weight_quantizers(self.s.student)[name]
+        self.model.get_submodule(name).weight.copy_(fq(self.s.student.get_submodule(name).weight))
+
+    def loss(self) -> float:
+        s = self.s
+        return evaluate(self.model, s.cache, s.task, s.val, s.cfg.weights)[0]

@@ -1,0 +1,153 @@
+"""``run_cdpq``: one CDPQ run in ``runs/<timestamp>_<name>/`` (config.json, train.log, attempts.jsonl,
+recipe.yaml, package.pt, summary.json, plots), resumable from its last accepted step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch.distributed as dist
+
+from ..api import current_recipe
+from ..io.atomic import atomic_write_json, new_run_dir
+from ..recipe.io import save_recipe
+from . import ddp
+from .artifacts import attach_log_file, detach_log_file, plot_bits, plot_losses, read_jsonl, truncate_jsonl
+from .checkpoint import STATE
+from .config import CDPQConfig
+from .differentiable import run_differentiable
+from .package import build_package, package_nbytes, save_package
+from .search import ATTEMPTS, run_search
+from .sensitivity import cached_sensitivity, compute_sensitivity, importance_from
+from .session import Session, build_session
+from .student import bits_map, size_report
+
+log = logging.getLogger(__name__)
+
+
+def _run_dir(cfg: CDPQConfig, out: str | Path, resume: str | Path | None) -> Path:
+    path = [str(resume) if resume else (str(new_run_dir(out, cfg.name)) if ddp.is_main() else "")]
+    if ddp.active():
+        dist.broadcast_object_list(path, src=0)
+    return Path(path[0])
+
+
+def load_config(run_dir: str | Path) -> CDPQConfig:
+    return CDPQConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
+
+
+def _sensitivity(s: Session, run_dir: Path, progress: bool) -> dict[str, float] | None:
+    metric = s.cfg.sensitivity
+    if not metric:
+        return None
+
+    def compute() -> dict[str, float]:
+        return compute_sensitivity(
+            s.student, s.cache, s.task, s.val, s.cfg.weights, metric, seed=s.cfg.seed, progress=progress
+        )
+
+    return cached_sensitivity(run_dir / f"sensitivity_{metric}.json", metric, compute)
+
+
+def run_cdpq(
+    cfg: CDPQConfig | None = None,
+    out: str | Path = "runs",
+    *,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    **session_kw: Any,
+) -> dict[str, Any]:
+    """Run CDPQ (``cfg.mode`` 'search' or 'differentiable'); ``resume`` continues the run in that folder
+    with its saved config. Extra keywords (``task``, ``teacher``, ``student_float``, ``batches``) go to
+    :func:`build_session`. Returns the summary (``interrupted`` true when ``max_attempts`` cut it short).
+    """
+    if resume is not None:
+        cfg = load_config(resume) if cfg is None else cfg
+    if cfg is None:
+        raise ValueError("give a CDPQConfig or a run folder to resume")
+    run_dir = _run_dir(cfg, out, resume)
+    handler = attach_log_file(run_dir) if ddp.is_main() else None
+    try:
+        t0 = time.perf_counter()
+        if ddp.is_main() and not (run_dir / "config.json").exists():
+            atomic_write_json(run_dir / "config.json", cfg.to_dict())
+        log.info("CDPQ run folder %s (mode %s)", run_dir, cfg.mode)
+        s = build_session(cfg, **session_kw)
+        sens = _sensitivity(s, run_dir, progress)
+        extra: dict[str, Any] = {}
+        if cfg.mode == "search":
+            resuming = resume is not None and (run_dir / STATE).exists()
+            if resuming and ddp.is_main():
+                state_attempts = json.loads((run_dir / STATE).read_text())["attempts"]
+                truncate_jsonl(run_dir / ATTEMPTS, state_attempts)
+            state = run_search(s, run_dir, resume=resuming, sensitivity=sens, progress=progress)
+            if state.phase != "done":
+                return {"run_dir": str(run_dir), "interrupted": True, "attempts": state.attempts}
+            extra = {
+                "stop_reason": state.stop_reason,
+                "passes": state.passes_done,
+                "rounds": state.rounds_done,
+            }
+            curve, seconds = state.train_curve, state.search_seconds
+        else:
+            result = run_differentiable(s, importance_from(sens) if sens else None, progress=progress)
+            curve, seconds = result["train_curve"], time.perf_counter() - t0
+            extra = {"stuck_at_bound": result["stuck"], "steps": result["steps"]}
+        extra["weight_checksum"] = float(sum(p.detach().double().sum() for p in s.student.parameters()))
+        if ddp.is_main():
+            summary = finalize(s, run_dir, curve, seconds, extra)
+        else:
+            summary = {"run_dir": str(run_dir), "bits": bits_map(s.student), **extra}
+        ddp.barrier()
+        return summary
+    finally:
+        if handler is not None:
+            detach_log_file(handler)
+
+
+def finalize(
+    s: Session, run_dir: Path, curve: list[float], seconds: float, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """Write recipe.yaml, package.pt, plots and summary.json; returns the summary."""
+    cfg = s.cfg
+    recipe = current_recipe(s.student, name=f"{cfg.name}-cdpq")
+    save_recipe(recipe, run_dir / "recipe.yaml", overwrite=True)
+    package = build_package(s.student, {"config": cfg.student_config, "image_size": cfg.image_size})
+    save_package(package, run_dir / "package.pt")
+    bits = bits_map(s.student)
+    attempts = read_jsonl(run_dir / ATTEMPTS)
+    plot_bits(bits, run_dir / "bits_per_layer.png", title=f"{cfg.name}: weight bits per layer")
+    plot_losses(curve, attempts, run_dir / "loss_curves.png")
+    n_try = len(attempts)
+    summary = {
+        "run_dir": str(run_dir),
+        "interrupted": False,
+        "mode": cfg.mode,
+        "layers": len(bits),
+        "bits": bits,
+        "bit_histogram": {
+            str(b): sum(1 for v in bits.values() if v == b) for b in sorted(set(bits.values()))
+        },
+        "size": size_report(s.student, cfg.target_roots),
+        "package_bytes": package_nbytes(package),
+        "attempts": n_try,
+        "accepted": sum(1 for a in attempts if a["accepted"]),
+        "search_seconds": seconds,
+        "seconds_per_attempt": (sum(a["seconds"] for a in attempts) / n_try) if n_try else None,
+        "train_curve": curve,
+        **extra,
+    }
+    atomic_write_json(run_dir / "summary.json", summary, overwrite=True)
+    log.info(
+        "CDPQ done: %d layers, avg %.3f bits, %.2f MB (%s); outputs in %s",
+        len(bits),
+        summary["size"]["avg_weight_bits"],
+        summary["size"]["total_mb"],
+        summary["bit_histogram"],
+        run_dir,
+    )
+    return summary

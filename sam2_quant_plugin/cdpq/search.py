@@ -1,0 +1,225 @@
+"""The CDPQ loop: KD training rounds, per-layer loss history, confidence-ordered candidates, and
+progressive bit reduction along a ladder with accept-or-roll-back on a validation batch.
+
+Cost: one validation forward per attempt and at most ``len(ladder) - 1`` attempts per layer per pass,
+so the search grows linearly with the number of layers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..api import weight_bits_summary
+from . import checkpoint, ddp
+from .artifacts import append_jsonl
+from .checkpoint import SearchState
+from .confidence import order_candidates
+from .mirror import EvalMirror
+from .session import Session
+from .student import bits_map, next_rung, set_layer_bits, weight_quantizers
+from .task import TaskModule
+from .train import evaluate, kd_epoch, make_optimizer
+
+log = logging.getLogger(__name__)
+ATTEMPTS = "attempts.jsonl"
+
+
+def budget_met(s: Session) -> bool:
+    cfg, summary = s.cfg, weight_bits_summary(s.student)
+    if cfg.target_avg_bits is not None and summary["avg_weight_bits"] <= cfg.target_avg_bits + 1e-9:
+        return True
+    return cfg.target_bytes is not None and summary["weight_bytes"] <= cfg.target_bytes
+
+
+def _has_budget(s: Session) -> bool:
+    return s.cfg.target_avg_bits is not None or s.cfg.target_bytes is not None
+
+
+def _reducible(s: Session) -> list[str]:
+    bits = bits_map(s.student)
+    return [n for n in s.candidates if next_rung(bits[n], s.cfg.ladder) is not None]
+
+
+def _train_round(s: Session, state: SearchState, runner: torch.nn.Module, opt, progress: bool) -> None:
+    cfg = s.cfg
+    for e in range(cfg.epochs_per_round):
+        stats = kd_epoch(
+            runner,
+            s.student,
+            s.cache,
+            s.train,
+            opt,
+            cfg.weights,
+            history=state.history,
+            grad_clip=cfg.grad_clip,
+            desc=f"round {state.rounds_done + 1} epoch {e + 1}",
+            progress=progress,
+        )
+        state.train_curve.append(stats["loss"])
+        log.info("round %d epoch %d: %s", state.rounds_done + 1, e + 1, _fmt(stats))
+    state.history = ddp.mean_history(state.history)
+    state.rounds_done += 1
+
+
+def _fmt(d: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in d.items())
+
+
+def _start_pass(s: Session, state: SearchState, sensitivity: dict[str, float] | None) -> None:
+    ref, per_layer = evaluate(s.student, s.cache, s.task, s.val, s.cfg.weights, layers=bool(s.cache.layers))
+    for k, v in per_layer.items():
+        state.history.setdefault(k, []).append(v)
+    ranked = order_candidates(
+        state.history, _reducible(s), s.cfg.confidence, sensitivity, s.cfg.sensitivity_weight
+    )
+    state.order, state.pos, state.ref_loss, state.accepted_in_pass = [n for n, _ in ranked], 0, ref, 0
+    state.min_rise = float("inf")
+    state.phase = "reduce"
+    log.info(
+        "pass %d: %d candidates, reference loss %.5g, threshold %.4g",
+        state.passes_done + 1,
+        len(state.order),
+        ref,
+        state.threshold,
+    )
+
+
+def _attempt(s: Session, state: SearchState, layer: str, run_dir: Path | None, mirror: EvalMirror) -> bool:
+    fq = weight_quantizers(s.student)[layer]
+    old = fq.bits
+    new = next_rung(old, s.cfg.ladder)
+    if new is None:
+        return False
+    t0 = time.perf_counter()
+    snapshot = {k: v.clone() for k, v in fq.state_dict().items()}
+    set_layer_bits(s.student, layer, new, refit=s.cfg.refit_scale)
+    mirror.sync_layer(layer)
+    loss = mirror.loss()
+    rise = loss - state.ref_loss
+    accepted = ddp.agree(rise <= state.threshold)
+    if not accepted:
+        fq.load_state_dict(snapshot)
+        mirror.sync_layer(layer)
+        state.min_rise = min(state.min_rise, rise)
+    state.attempts += 1
+    summary = weight_bits_summary(s.student)
+    record = {
+        "attempt": state.attempts,
+        "pass": state.passes_done + 1,
+        "layer": layer,
+        "from_bits": old,
+        "bits": new,
+        "loss": loss,
+        "ref_loss": state.ref_loss,
+        "rise": rise,
+        "threshold": state.threshold,
+        "accepted": accepted,
+        "avg_bits": summary["avg_weight_bits"],
+        "seconds": time.perf_counter() - t0,
+    }
+    if run_dir is not None and ddp.is_main():
+        append_jsonl(run_dir / ATTEMPTS, record)
+    log.info(
+        "attempt %d %s %d->%d loss %.5g rise %+.4g %s",
+        state.attempts,
+        layer,
+        old,
+        new,
+        loss,
+        rise,
+        "ACCEPT" if accepted else "reject",
+    )
+    if accepted:
+        state.ref_loss = loss
+        state.accepted_in_pass += 1
+    return accepted
+
+
+def _end_pass(s: Session, state: SearchState) -> None:
+    state.passes_done += 1
+    cfg = s.cfg
+    log.info("pass %d done: %d accepted", state.passes_done, state.accepted_in_pass)
+    if budget_met(s):
+        state.stop_reason = "budget reached"
+    elif not _reducible(s):
+        state.stop_reason = "every candidate at the ladder's bottom"
+    elif state.passes_done >= cfg.max_passes:
+        state.stop_reason = f"max_passes={cfg.max_passes}"
+    elif state.accepted_in_pass == 0 and not _has_budget(s) and state.rounds_done >= cfg.rounds:
+        state.stop_reason = "no layer accepted a lower width"
+    if state.stop_reason:
+        state.phase = "done"
+        return
+    if state.accepted_in_pass == 0 and _has_budget(s):
+        # grow the threshold, at least to the cheapest rejected drop, so every such pass makes progress
+        state.threshold = max(state.threshold * cfg.threshold_growth, state.min_rise)
+        log.info("budget not met and nothing accepted: threshold -> %.4g", state.threshold)
+    state.phase = "train" if state.rounds_done < cfg.rounds else "reduce-next"
+
+
+def run_search(
+    s: Session,
+    run_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    sensitivity: dict[str, float] | None = None,
+    progress: bool = True,
+) -> SearchState:
+    """Run (or, with ``resume``, continue) the search; returns the final state (phase 'done'), or the
+    state at ``max_attempts`` (phase not 'done') when the run was cut short on purpose.
+    """
+    cfg = s.cfg
+    runner = ddp.wrap(TaskModule(s.student, s.task))
+    opt = make_optimizer(s.student, cfg.lr, cfg.scale_lr)
+    state = checkpoint.load(run_dir, s.student, opt) if resume and run_dir is not None else None
+    state = state or SearchState(
+        threshold=cfg.impact_threshold, phase="train" if cfg.rounds else "reduce-next"
+    )
+    t_start = time.perf_counter() - state.search_seconds
+    bar = tqdm(desc="cdpq attempts", initial=state.attempts, disable=not progress, unit="try")
+
+    def save(full: bool = False) -> None:
+        state.search_seconds = time.perf_counter() - t_start
+        if run_dir is not None and ddp.is_main():
+            checkpoint.save(run_dir, s.student, state, opt, full=full)
+
+    mirror: EvalMirror | None = None
+    while state.phase != "done":
+        if state.phase == "train":
+            _train_round(s, state, runner, opt, progress)
+            mirror = None  # weights changed
+            _start_pass(s, state, sensitivity)
+            save(full=True)
+        elif state.phase == "reduce-next":
+            _start_pass(s, state, sensitivity)
+            save()
+        while state.phase == "reduce" and state.pos < len(state.order):
+            if budget_met(s):
+                break
+            if cfg.max_attempts is not None and state.attempts >= cfg.max_attempts:
+                log.warning("stopping after %d attempts (max_attempts); resume to continue", state.attempts)
+                bar.close()
+                return state
+            layer = state.order[state.pos]
+            state.pos += 1
+            if mirror is None:
+                mirror = EvalMirror(s)
+            accepted = _attempt(s, state, layer, run_dir, mirror)
+            bar.update(1)
+            if accepted:
+                save()
+        _end_pass(s, state)
+        save()
+    bar.close()
+    log.info("search done (%s) after %d attempts: %s", state.stop_reason, state.attempts, _summary(s))
+    return state
+
+
+def _summary(s: Session) -> str:
+    summary = weight_bits_summary(s.student)
+    return f"avg weight bits {summary['avg_weight_bits']:.3f}, {summary['weight_bytes'] / 1e6:.2f} MB"

@@ -1,0 +1,95 @@
+"""Everything a CDPQ run holds in memory: teacher, student, data, teacher cache, candidate layers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..sam2.build import build_sam2_model
+from .config import CDPQConfig
+from .data import PromptBatch, find_images, make_batches, shard
+from .ddp import rank, world_size
+from .features import matching_layers
+from .student import prepare_student, weight_quantizers
+from .task import Task, sam2_task
+from .train import TeacherCache
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Session:
+    cfg: CDPQConfig
+    teacher: nn.Module
+    student: nn.Module
+    task: Task
+    train: list[PromptBatch]
+    val: list[PromptBatch]
+    cache: TeacherCache
+    candidates: list[str]
+
+
+def load_batches(cfg: CDPQConfig) -> tuple[list[PromptBatch], list[PromptBatch]]:
+    """Training and validation batches; without ``val_images`` the training photos get fresh prompts."""
+    kw = {"batch_size": cfg.batch_size, "n_points": cfg.points_per_image, "n_boxes": cfg.boxes_per_image}
+    train = make_batches(find_images(cfg.train_images), cfg.image_size, seed=cfg.seed, **kw)
+    val_src = cfg.val_images if cfg.val_images is not None else cfg.train_images
+    val = make_batches(find_images(val_src), cfg.image_size, seed=cfg.seed + 1, **kw)
+    return train, val
+
+
+def build_session(
+    cfg: CDPQConfig,
+    *,
+    task: Task = sam2_task,
+    teacher: nn.Module | None = None,
+    student_float: nn.Module | None = None,
+    batches: tuple[list[PromptBatch], list[PromptBatch]] | None = None,
+) -> Session:
+    """Build (or take) the models, calibrate the student on the training batches, cache nothing yet.
+
+    With identical teacher/student configs every quantized layer is distilled (stats/feature/affinity
+    terms); otherwise only stage-level (encoder outputs) and output KD are used, and that is logged.
+    """
+    if teacher is None:
+        teacher = build_sam2_model(
+            cfg.teacher_config, cfg.teacher_checkpoint, image_size=cfg.image_size, seed=cfg.seed
+        )
+    if student_float is None:
+        if cfg.same_architecture and cfg.student_checkpoint in (None, cfg.teacher_checkpoint):
+            student_float = teacher
+        else:
+            student_float = build_sam2_model(
+                cfg.student_config, cfg.student_checkpoint, image_size=cfg.image_size, seed=cfg.seed
+            )
+    teacher.eval().requires_grad_(False)
+    train, val = batches if batches is not None else load_batches(cfg)
+    train = shard(train, rank(), world_size())
+    init_bits = cfg.ladder[0]
+    student = prepare_student(
+        student_float,
+        train,
+        task,
+        target_roots=cfg.target_roots,
+        init_bits=init_bits,
+        observer=cfg.observer,
+        learn_bits=cfg.mode == "differentiable",
+    )
+    candidates = sorted(weight_quantizers(student), key=list(dict(student.named_modules())).index)
+    if cfg.same_architecture:
+        layers = matching_layers(teacher, student, candidates)
+        log.info(
+            "teacher and student are both %s: layer-level KD on %d layers", cfg.student_config, len(layers)
+        )
+    else:
+        layers = []
+        log.warning(
+            "teacher %s differs from student %s: only stage-level (encoder outputs) and output KD "
+            "(mask logits, IoU) are used; layer statistics/feature/affinity terms are off",
+            cfg.teacher_config,
+            cfg.student_config,
+        )
+    log.info("%d candidate layers under %s", len(candidates), ", ".join(cfg.target_roots))
+    return Session(cfg, teacher, student, task, train, val, TeacherCache(teacher, task, layers), candidates)

@@ -1,0 +1,123 @@
+"""The quantized student: a learnable-bit recipe over ``target_roots``, calibration, bit ladders, refits
+of the step size after a bit drop, and size accounting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..api import prepare_qat, weight_bits_summary
+from ..calibrate import calibrate
+from ..fake_quant.learnable import LearnableBitFakeQuantize
+from ..numerics import mse_clip_search, qparams_from_minmax, qrange
+from ..recipe.schema import LayerRule, Recipe, weight_spec
+from .data import PromptBatch
+from .task import Task
+
+log = logging.getLogger(__name__)
+
+
+def student_recipe(target_roots: Sequence[str], init_bits: int = 8, observer: str = "minmax") -> Recipe:
+    """Weight-only, per-channel, learnable in [2, 8] so that ``set_bits`` can move any layer anywhere."""
+    spec = weight_spec(bits=init_bits, learnable=True, min_bits=2, max_bits=8, observer=observer)
+    return Recipe(
+        name="cdpq-student",
+        description="CDPQ student: weight-only learnable bits in [2, 8]",
+        targets=tuple(target_roots),
+        default=LayerRule(match="<default>", weight=spec, activation=None),
+    )
+
+
+def weight_quantizers(model: nn.Module) -> dict[str, LearnableBitFakeQuantize]:
+    """Layer name -> its weight fake-quant."""
+    return {
+        n.removesuffix(".weight_fake_quant"): m
+        for n, m in model.named_modules()
+        if n.endswith("weight_fake_quant") and isinstance(m, LearnableBitFakeQuantize)
+    }
+
+
+def prepare_student(
+    float_model: nn.Module,
+    batches: Sequence[PromptBatch],
+    task: Task,
+    *,
+    target_roots: Sequence[str],
+    init_bits: int = 8,
+    observer: str = "minmax",
+    learn_bits: bool = False,
+) -> nn.Module:
+    """Deep-copied, prepared and calibrated student; only ``target_roots`` parameters train.
+
+    ``learn_bits=False`` (search mode) freezes every bit offset: bits then move only by ``set_bits``.
+    """
+    student = prepare_qat(float_model, student_recipe(target_roots, init_bits, observer))
+
+    def loop(m: nn.Module) -> None:
+        for b in batches:
+            task(m, b)
+
+    calibrate(student, forward_loop=loop, progress=False)
+    for name, p in student.named_parameters():
+        p.requires_grad_(name.startswith(tuple(target_roots)))
+    for fq in weight_quantizers(student).values():
+        fq.bit_offset.requires_grad_(learn_bits)
+    return student
+
+
+def next_rung(bits: int, ladder: Sequence[int]) -> int | None:
+    """The next lower width on the ladder below ``bits`` (None at the bottom)."""
+    lower = [b for b in ladder if b < bits]
+    return max(lower) if lower else None
+
+
+@torch.no_grad()
+def refit_scale(layer: nn.Module, fq: LearnableBitFakeQuantize, grid: int = 16) -> None:
+    """Per-channel MSE-optimal clipping for the layer's current width (min-max ranges waste low bits)."""
+    qmin, qmax = qrange(fq.bits, fq.signed, fq.narrow_range)
+    axis = fq.ch_axis if fq.per_channel else None
+    lo, hi = mse_clip_search(layer.weight, qmin, qmax, axis, symmetric=fq.symmetric, grid=grid)
+    scale, zp = qparams_from_minmax(lo, hi, qmin, qmax, fq.symmetric)
+    fq.scale.data = scale.reshape(fq.scale.shape) if scale.numel() == fq.scale.numel() else scale
+    fq.zero_point.data = (
+        zp.float().reshape(fq.zero_point.shape) if zp.numel() == fq.zero_point.numel() else zp
+    )
+    fq.scale_initialized.fill_(1)
+
+
+def set_layer_bits(model: nn.Module, layer: str, bits: int, *, refit: bool = True) -> None:
+    fq = weight_quantizers(model)[layer]
+    fq.set_bits(bits)
+    if refit:
+        refit_scale(model.get_submodule(layer), fq)
+
+
+def bits_map(model: nn.Module) -> dict[str, int]:
+    return {n: fq.bits for n, fq in weight_quantizers(model).items()}
+
+
+def size_report(model: nn.Module, roots: Sequence[str] = ("image_encoder",)) -> dict[str, float]:
+    """Average weight bits and bytes: packed quantized weights, their fp32 scales, and the float rest
+    (biases, norms, position embeddings) of every parameter under ``roots``.
+    """
+    summary = weight_bits_summary(model)
+    fqs = weight_quantizers(model)
+    scale_bytes = sum(4.0 * fq.scale.numel() for fq in fqs.values())
+    quantized = {f"{n}.weight" for n in fqs}
+    float_bytes = sum(
+        4.0 * p.numel()
+        for n, p in model.named_parameters()
+        if n.startswith(tuple(roots)) and n not in quantized and "fake_quant" not in n
+    )
+    total = summary["weight_bytes"] + scale_bytes + float_bytes
+    return {
+        "avg_weight_bits": summary["avg_weight_bits"],
+        "weight_bytes": summary["weight_bytes"],
+        "scale_bytes": scale_bytes,
+        "float_bytes": float_bytes,
+        "total_mb": total / 1e6,
+    }

@@ -1,0 +1,102 @@
+"""``sam2-quant cdpq``: distillation-driven per-layer bit search (or learnable bits) -> recipe + package.
+
+Runs under ``torchrun --nproc_per_node N -m sam2_quant_plugin.cli.main cdpq ...`` with DDP as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from ..cdpq import ddp
+from ..cdpq.confidence import heuristics
+from ..cdpq.config import CDPQConfig
+from ..cdpq.run import run_cdpq
+from .common import add_model_arguments
+
+HELP = "CDPQ: choose per-layer weight bits by distillation (search or learnable) and write a recipe"
+log = logging.getLogger("sam2-quant.cdpq")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_arguments(p, image_size=256)
+    p.add_argument("--teacher-config", default=None, help="teacher config (default: the student's)")
+    p.add_argument("--teacher-checkpoint", default=None, help="teacher checkpoint (default: --checkpoint)")
+    p.add_argument("--images", default=None, help="image folder or SA-V root (JPEGImages/<video>/*.jpg)")
+    p.add_argument("--val-images", default=None, help="validation images (default: --images, new prompts)")
+    p.add_argument("--name", default="cdpq", help="run name (folder suffix)")
+    p.add_argument("--out", default="runs", help="parent folder of the run folder")
+    p.add_argument("--mode", choices=("search", "differentiable"), default="search")
+    p.add_argument(
+        "--ladder", type=int, nargs="+", default=[8, 4, 2], help="bit ladder, e.g. 8 4 2 or 8 7 6 5 4 3 2"
+    )
+    p.add_argument("--target-roots", nargs="+", default=["image_encoder"], help="module prefixes to quantize")
+    p.add_argument("--target-bits", type=float, default=None, help="budget: average weight bits")
+    p.add_argument("--target-mb", type=float, default=None, help="budget: quantized weight megabytes")
+    p.add_argument("--impact-threshold", type=float, default=0.01, help="max validation-loss rise per drop")
+    p.add_argument("--confidence", default="mean", choices=heuristics())
+    p.add_argument("--sensitivity", default=None, choices=("grad_norm", "fisher", "hutchinson"))
+    p.add_argument("--rounds", type=int, default=2, help="KD training rounds (each followed by a pass)")
+    p.add_argument("--epochs", type=int, default=1, help="KD epochs per round")
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--bit-lambda", type=float, default=0.05, help="differentiable mode: bit penalty weight")
+    p.add_argument("--max-attempts", type=int, default=None, help="stop after N attempts (resume later)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument(
+        "--set", default=None, metavar="JSON", help="extra CDPQConfig fields, e.g. '{\"rounds\": 0}'"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+
+
+def config_from_args(args: argparse.Namespace) -> CDPQConfig:
+    d = {
+        "name": args.name,
+        "student_config": args.config,
+        "teacher_config": args.teacher_config or args.config,
+        "student_checkpoint": args.checkpoint,
+        "teacher_checkpoint": args.teacher_checkpoint or args.checkpoint,
+        "image_size": args.image_size,
+        "seed": args.seed,
+        "train_images": args.images,
+        "val_images": args.val_images,
+        "mode": args.mode,
+        "ladder": tuple(args.ladder),
+        "target_roots": tuple(args.target_roots),
+        "target_avg_bits": args.target_bits,
+        "target_bytes": args.target_mb * 1e6 if args.target_mb else None,
+        "impact_threshold": args.impact_threshold,
+        "confidence": args.confidence,
+        "sensitivity": args.sensitivity,
+        "rounds": args.rounds,
+        "epochs_per_round": args.epochs,
+        "lr": args.lr,
+        "bit_lambda": args.bit_lambda,
+        "max_attempts": args.max_attempts,
+    }
+    if args.set:
+        d.update(json.loads(args.set))
+    return CDPQConfig.from_dict(d)
+
+
+def run(args: argparse.Namespace) -> int:
+    ddp.init_from_env()
+    cfg = None if args.resume else config_from_args(args)
+    summary = run_cdpq(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    if not ddp.is_main():
+        return 0
+    if summary.get("interrupted"):
+        log.warning(
+            "stopped after %d attempts; continue with --resume %s", summary["attempts"], summary["run_dir"]
+        )
+        return 0
+    size = summary["size"]
+    log.info(
+        "avg weight bits %.3f, %.2f MB (image encoder), bits %s, %d attempts; recipe: %s/recipe.yaml",
+        size["avg_weight_bits"],
+        size["total_mb"],
+        summary["bit_histogram"],
+        summary["attempts"],
+        summary["run_dir"],
+    )
+    return 0

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sam2_quant_plugin.api import prepare_qat
+from sam2_quant_plugin.cdpq import build_package, package_to_state_dict, run_cdpq
+from sam2_quant_plugin.cdpq.artifacts import read_jsonl
+from sam2_quant_plugin.recipe import load_recipe
+
+from .toy import toy_config, toy_model, toy_session_kw
+
+
+def _bits(summary: dict) -> dict[str, int]:
+    return summary["bits"]
+
+
+def test_search_writes_run_folder_and_respects_ladder(tmp_path: Path) -> None:
+    cfg = toy_config(ladder=(8, 6, 4, 3, 2), impact_threshold=0.02)
+    summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    run = Path(summary["run_dir"])
+    for f in ("config.json", "train.log", "attempts.jsonl", "recipe.yaml", "package.pt", "summary.json"):
+        assert (run / f).is_file(), f
+    assert (run / "bits_per_layer.png").stat().st_size > 0
+    assert (run / "loss_curves.png").is_file()
+    attempts = read_jsonl(run / "attempts.jsonl")
+    assert len(attempts) == summary["attempts"] > 0
+    assert {"layer", "bits", "loss", "rise", "accepted"} <= set(attempts[0])
+    for a in attempts:  # accept exactly when the rise is within the threshold, one rung at a time
+        assert a["accepted"] == (a["rise"] <= a["threshold"])
+        assert a["bits"] in cfg.ladder
+        assert a["bits"] < a["from_bits"]
+    # the final bits are the last accepted rung of each layer
+    final = {n: 8 for n in summary["bits"]}
+    for a in attempts:
+        if a["accepted"]:
+            final[a["layer"]] = a["bits"]
+    assert final == summary["bits"]
+    assert "attempt" in (run / "train.log").read_text()
+    # the recipe loads in the core and reproduces the bits
+    prepared = prepare_qat(toy_model(), load_recipe(run / "recipe.yaml"))
+    assert {
+        n: m.weight_fake_quant.bits for n, m in prepared.named_modules() if hasattr(m, "weight_fake_quant")
+    } == (summary["bits"])
+
+
+def test_budget_stops_at_target_average_bits(tmp_path: Path) -> None:
+    cfg = toy_config(target_avg_bits=5.0, impact_threshold=1e-9, rounds=0, max_passes=20)
+    summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert summary["stop_reason"] == "budget reached"
+    assert summary["size"]["avg_weight_bits"] <= 5.0
+    assert summary["attempts"] >= 2
+
+
+def test_zero_threshold_rejects_and_rolls_back(tmp_path: Path) -> None:
+    cfg = toy_config(impact_threshold=-1.0, rounds=0)
+    summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert set(summary["bits"].values()) == {8}
+    assert summary["accepted"] == 0
+    assert summary["attempts"] == 3
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path: Path) -> None:
+    kw = {"ladder": (8, 7, 6, 5, 4, 3, 2), "impact_threshold": 0.05, "rounds": 2}
+    full = run_cdpq(toy_config(**kw), tmp_path / "a", progress=False, **toy_session_kw())
+    assert full["attempts"] > 4
+    cut = run_cdpq(toy_config(max_attempts=4, **kw), tmp_path / "b", progress=False, **toy_session_kw())
+    assert cut["interrupted"]
+    assert cut["attempts"] == 4
+    run_dir = Path(cut["run_dir"])
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["max_attempts"] = None
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    resumed = run_cdpq(resume=run_dir, progress=False, **toy_session_kw())
+    assert resumed["bits"] == full["bits"]
+    assert resumed["attempts"] == full["attempts"]
+    assert [a["layer"] for a in read_jsonl(run_dir / "attempts.jsonl")] == [
+        a["layer"] for a in read_jsonl(Path(full["run_dir"]) / "attempts.jsonl")
+    ]
+
+
+def test_package_roundtrip_matches_fake_quant_weights(tmp_path: Path) -> None:
+    summary = run_cdpq(toy_config(rounds=0), tmp_path, progress=False, **toy_session_kw())
+    package = torch.load(Path(summary["run_dir"]) / "package.pt", weights_only=True)
+    assert all(e["codes"].dtype == torch.int8 for e in package["layers"].values())
+    state = package_to_state_dict(package)
+    vanilla = toy_model()
+    assert set(state) == set(vanilla.state_dict())
+    vanilla.load_state_dict(state)
+    for name, entry in package["layers"].items():
+        assert len(entry["codes"].unique()) <= 2 ** entry["bits"]
+        assert not torch.equal(vanilla.get_submodule(name).weight, toy_model().get_submodule(name).weight)
+
+
+def test_build_package_rejects_foreign_format() -> None:
+    with pytest.raises(ValueError, match="not a CDPQ package"):
+        package_to_state_dict({"format": "x"})
+    assert callable(build_package)

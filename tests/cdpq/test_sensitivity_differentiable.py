@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from sam2_quant_plugin.cdpq import build_session, compute_sensitivity, importance_from, run_cdpq
+from sam2_quant_plugin.cdpq.differentiable import clamp_offsets
+from sam2_quant_plugin.cdpq.sensitivity import cached_sensitivity
+from sam2_quant_plugin.cdpq.student import set_layer_bits, weight_quantizers
+
+from .toy import toy_config, toy_session_kw
+
+
+@pytest.mark.parametrize("metric", ["grad_norm", "fisher", "hutchinson"])
+def test_sensitivity_metrics(metric: str) -> None:
+    s = build_session(toy_config(), **toy_session_kw())
+    for n in s.candidates:
+        set_layer_bits(s.student, n, 3)  # a coarse student: non-zero loss and gradients
+    sens = compute_sensitivity(s.student, s.cache, s.task, s.val, s.cfg.weights, metric, progress=False)
+    assert set(sens) == set(s.candidates)
+    assert all(v == v for v in sens.values())  # finite
+    if metric != "hutchinson":
+        assert all(v >= 0 for v in sens.values())
+        assert max(sens.values()) > 0
+    imp = importance_from(sens)
+    assert min(imp.values()) > 0
+    assert sum(imp.values()) / len(imp) == pytest.approx(1.0, rel=0.2)
+
+
+def test_sensitivity_cache(tmp_path: Path) -> None:
+    calls = []
+
+    def compute() -> dict[str, float]:
+        calls.append(1)
+        return {"a": 1.0}
+
+    assert cached_sensitivity(tmp_path / "s.json", "fisher", compute) == {"a": 1.0}
+    assert cached_sensitivity(tmp_path / "s.json", "fisher", compute) == {"a": 1.0}
+    assert len(calls) == 1
+    cached_sensitivity(tmp_path / "s.json", "grad_norm", compute)
+    assert len(calls) == 2
+
+
+def test_search_with_sensitivity_writes_cache(tmp_path: Path) -> None:
+    summary = run_cdpq(
+        toy_config(sensitivity="fisher", rounds=0), tmp_path, progress=False, **toy_session_kw()
+    )
+    assert (Path(summary["run_dir"]) / "sensitivity_fisher.json").is_file()
+
+
+def test_differentiable_lowers_bits_and_clamps(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = toy_config(mode="differentiable", bit_lambda=5.0, bit_lr=3.0, diff_epochs=10)
+    with caplog.at_level(logging.WARNING):
+        summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert summary["mode"] == "differentiable"
+    assert summary["size"]["avg_weight_bits"] < 8
+    assert all(2 <= b <= 8 for b in summary["bits"].values())
+    assert summary["stuck_at_bound"]  # lambda this large drives bits onto the lower bound
+    assert "at a bound" in caplog.text
+
+
+def test_clamp_offsets_keeps_range() -> None:
+    s = build_session(toy_config(mode="differentiable"), **toy_session_kw())
+    fq = next(iter(weight_quantizers(s.student).values()))
+    fq.bit_offset.data.fill_(42.0)
+    clamp_offsets(s.student)
+    assert float(fq.bit_offset) == fq.max_bits - fq.min_bits
