@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor, nn
 
-from .onnx_encoder import export_backbone
+from ...onnx.export import export_backbone
 
 log = logging.getLogger(__name__)
 

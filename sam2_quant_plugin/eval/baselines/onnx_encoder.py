@@ -18,17 +18,11 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from ...onnx import export as onnx_export
 from ...onnx import runtime as onnx_runtime
 
 log = logging.getLogger(__name__)
 
 INPUT = "image"
-
-
-def export_backbone(model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17) -> Path:
-    """The float image encoder's raw FPN levels as ONNX (:func:`sam2_quant_plugin.onnx.export.export_backbone`)."""
-    return onnx_export.export_backbone(model, path, image_size=image_size, opset=opset)
 
 
 def make_session(
