@@ -5,7 +5,6 @@ fidelity against the float model, export QDQ ONNX and validate it on onnxruntime
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -102,7 +101,7 @@ def _markdown(r: dict, args: argparse.Namespace) -> str:
         f"excluded), embedding cosine {f['embed_cosine']:.5f}",
     ]
     if "onnx" in r:
-        lines += ["", "## ONNX", "", "```json", json.dumps(r["onnx"], indent=2), "```"]
+        lines += ["", *_onnx_markdown(r["onnx"])]
     lines += [
         "",
         f"Command: `sam2-quant run --recipe {args.recipe} --config {args.config} "
@@ -110,3 +109,27 @@ def _markdown(r: dict, args: argparse.Namespace) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _onnx_markdown(o: dict) -> list[str]:
+    mb = {k: v / 1e6 for k, v in o["manifest"]["bytes"].items()}
+    rows = [
+        ("onnxruntime (Q/DQ as written) vs PyTorch fake-quant", o["vs_torch_fake_quant_simulated"]),
+        ("onnxruntime (fused int8 kernels) vs PyTorch fake-quant", o["vs_torch_fake_quant_fused"]),
+        ("onnxruntime (fused int8 kernels) vs float PyTorch", o["vs_torch_float_fused"]),
+    ]
+    out = [
+        "## ONNX (CPU EP)",
+        "",
+        "files: "
+        + ", ".join(f"{k}.onnx {v:.1f} MB" for k, v in mb.items())
+        + " (per-layer bytes: manifest.json)",
+        "",
+        "| comparison | mask IoU | embedding cosine | embedding max abs diff |",
+        "|---|---|---|---|",
+    ]
+    out += [
+        f"| {name} | {p['mask_iou']:.4f} | {p['embed_cosine']:.5f} | {p['embed_max_abs']:.4f} |"
+        for name, p in rows
+    ]
+    return out
