@@ -177,9 +177,9 @@ def run_search(
     runner = ddp.wrap(TaskModule(s.student, s.task))
     opt = make_optimizer(s.student, cfg.lr, cfg.scale_lr)
     state = checkpoint.load(run_dir, s.student, opt) if resume and run_dir is not None else None
-    state = state or SearchState(
-        threshold=cfg.impact_threshold, phase="train" if cfg.rounds else "reduce-next"
-    )
+    # Reduce first, then distil: KD on the untouched 8-bit student has nothing to fix (its loss is ~1e-4)
+    # and Adam's first steps only overshoot; after a reduction pass it recovers the lost accuracy.
+    state = state or SearchState(threshold=cfg.impact_threshold, phase="reduce-next")
     t_start = time.perf_counter() - state.search_seconds
     bar = tqdm(desc="cdpq attempts", initial=state.attempts, disable=not progress, unit="try")
 
