@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--uniform-bits", type=int, default=None, help="uniform baseline (default: CDPQ's average)"
     )
     p.add_argument("--ladder", type=int, nargs="+", default=[8, 6, 4, 3, 2])
-    p.add_argument("--rounds", type=int, default=1, help="KD training rounds before reduction passes")
+    p.add_argument("--rounds", type=int, default=1, help="KD recovery rounds (each after a reduction pass)")
     p.add_argument("--impact-threshold", type=float, default=0.002)
     p.add_argument("--confidence", default="mean")
     p.add_argument("--sensitivity", default=None, help="grad_norm | fisher | hutchinson")

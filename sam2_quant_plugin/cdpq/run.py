@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from .package import build_package, package_nbytes, save_package
 from .search import ATTEMPTS, run_search
 from .sensitivity import cached_sensitivity, compute_sensitivity, importance_from
 from .session import Session, build_session
-from .student import bits_map, size_report
+from .student import REFIT_GRID, bits_map, size_report
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,10 @@ def finalize(
     """Write recipe.yaml, package.pt, plots and summary.json; returns the summary."""
     cfg = s.cfg
     recipe = current_recipe(s.student, name=f"{cfg.name}-cdpq")
+    if cfg.refit_scale:  # the search refits dropped layers by MSE clip search: the recipe must say so too
+        mse = {"observer": "mse", "observer_args": {"grid": REFIT_GRID}}
+        rules = tuple(replace(r, weight=replace(r.weight, **mse)) if r.weight else r for r in recipe.rules)
+        recipe = replace(recipe, rules=rules)
     save_recipe(recipe, run_dir / "recipe.yaml", overwrite=True)
     package = build_package(s.student, {"config": cfg.student_config, "image_size": cfg.image_size})
     save_package(package, run_dir / "package.pt")

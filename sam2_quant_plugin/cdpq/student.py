@@ -75,8 +75,12 @@ def next_rung(bits: int, ladder: Sequence[int]) -> int | None:
     return max(lower) if lower else None
 
 
+#: clip ratios the MSE refit tries after a bit drop (the written recipe's ``mse`` observer uses the same)
+REFIT_GRID = 16
+
+
 @torch.no_grad()
-def refit_scale(layer: nn.Module, fq: LearnableBitFakeQuantize, grid: int = 16) -> None:
+def refit_scale(layer: nn.Module, fq: LearnableBitFakeQuantize, grid: int = REFIT_GRID) -> None:
     """Per-channel MSE-optimal clipping for the layer's current width (min-max ranges waste low bits)."""
     qmin, qmax = qrange(fq.bits, fq.signed, fq.narrow_range)
     axis = fq.ch_axis if fq.per_channel else None

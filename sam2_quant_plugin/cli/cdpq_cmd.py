@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--impact-threshold", type=float, default=0.01, help="max validation-loss rise per drop")
     p.add_argument("--confidence", default="mean", choices=heuristics())
     p.add_argument("--sensitivity", default=None, choices=("grad_norm", "fisher", "hutchinson"))
-    p.add_argument("--rounds", type=int, default=2, help="KD training rounds (each followed by a pass)")
+    p.add_argument("--rounds", type=int, default=2, help="KD recovery rounds (each after a reduction pass)")
     p.add_argument("--epochs", type=int, default=1, help="KD epochs per round")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--bit-lambda", type=float, default=0.05, help="differentiable mode: bit penalty weight")

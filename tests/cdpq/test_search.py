@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sam2_quant_plugin.api import prepare_qat
-from sam2_quant_plugin.cdpq import build_package, package_to_state_dict, run_cdpq
+from sam2_quant_plugin.cdpq import build_package, load_package, package_to_state_dict, run_cdpq
 from sam2_quant_plugin.cdpq.artifacts import read_jsonl
 from sam2_quant_plugin.recipe import load_recipe
 
@@ -99,3 +99,19 @@ def test_build_package_rejects_foreign_format() -> None:
     with pytest.raises(ValueError, match="not a CDPQ package"):
         package_to_state_dict({"format": "x"})
     assert callable(build_package)
+
+
+def test_recipe_rebuilds_the_searched_weights(tmp_path: Path) -> None:
+    """The recipe names the MSE clip search the refit used, so the core rebuilds the same weights."""
+    cfg = toy_config(ladder=(8, 4, 2), impact_threshold=0.05, rounds=0)
+    summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    run = Path(summary["run_dir"])
+    lowered = [n for n, b in summary["bits"].items() if b < 8]
+    assert lowered
+    prepared = prepare_qat(toy_model(), load_recipe(run / "recipe.yaml"))
+    searched = package_to_state_dict(load_package(run / "package.pt"))
+    for name in lowered:
+        layer = prepared.get_submodule(name)
+        with torch.no_grad():
+            rebuilt = layer.weight_fake_quant(layer.weight)  # observer on: the recipe's MSE clip search
+        torch.testing.assert_close(rebuilt, searched[f"{name}.weight"], rtol=0, atol=1e-6)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from ...errors import RecipeError
 from .base import Method
 from .nncf_methods import NncfCompressMethod, NncfQuantizeMethod
+from .ort_dynamic import OrtDynamicMethod
 from .ort_static import OrtStaticMethod
 from .recipe_onnx import RecipeOnnxMethod
 from .torch_recipe import FloatMethod, RecipeMethod, uniform_recipe
@@ -30,9 +31,11 @@ METHODS: dict[str, Callable[[], Method]] = {
     "ort-static-minmax-mmconv-rr-fused": lambda: OrtStaticMethod(
         "minmax", fused=True, matmul_conv_only=True, reduce_range=True
     ),
+    "ort-dynamic-rr": lambda: OrtDynamicMethod(reduce_range=True),
     "nncf-ptq-int8": NncfQuantizeMethod,
     "nncf-wc-int8": lambda: NncfCompressMethod(8),
     "nncf-wc-int4-g32": lambda: NncfCompressMethod(4, 32),
+    "nncf-wc-int4-int8-hessian-r80": lambda: NncfCompressMethod(4, 32, hessian_ratio=0.8),
     "learnable": lambda: RecipeMethod(
         "learnable",
         "learnable",
