@@ -35,7 +35,7 @@ METHODS: dict[str, Callable[[], Method]] = {
     "nncf-ptq-int8": NncfQuantizeMethod,
     "nncf-wc-int8": lambda: NncfCompressMethod(8),
     "nncf-wc-int4-g32": lambda: NncfCompressMethod(4, 32),
-    "nncf-wc-int4-int8-hessian-r80": lambda: NncfCompressMethod(4, 32, hessian_ratio=0.8),
+    "nncf-wc-int4-int8-mixed-r80": lambda: NncfCompressMethod(4, 32, mixed_ratio=0.8),
     "learnable": lambda: RecipeMethod(
         "learnable",
         "learnable",
