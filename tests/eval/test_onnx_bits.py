@@ -40,3 +40,17 @@ def test_matmulnbits(tmp_path: Path) -> None:
         numpy_helper.from_array(np.ones(8, np.float32), "s"),
     ]
     assert onnx_weight_bits(_save([node], inits, tmp_path / "n.onnx")) == 4.0
+
+
+def test_dynamic_quant_matmulinteger_weights(tmp_path: Path) -> None:
+    """quantize_dynamic's graphs feed int8 weights straight into MatMulInteger (no DequantizeLinear)."""
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+        helper.make_node("MatMulInteger", ["xq", "wq", "xz"], ["acc"]),
+        helper.make_node("MatMul", ["acc_f", "wf"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.zeros((4, 8), np.int8), "wq"),  # 32 params at 8 bits
+        numpy_helper.from_array(np.zeros((8, 4), np.float32), "wf"),  # 32 params at 32 bits
+    ]
+    assert onnx_weight_bits(_save(nodes, inits, tmp_path / "d.onnx")) == pytest.approx(20.0)

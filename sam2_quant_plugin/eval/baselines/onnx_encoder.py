@@ -72,7 +72,7 @@ def ort_student(teacher: nn.Module, session: ort.InferenceSession) -> nn.Module:
     return student.eval()
 
 
-_WEIGHT_OPS = {"Conv", "MatMul", "Gemm", "ConvTranspose"}
+_WEIGHT_OPS = {"Conv", "MatMul", "Gemm", "ConvTranspose", "MatMulInteger", "ConvInteger"}
 _BITS = {
     onnx.TensorProto.INT8: 8,
     onnx.TensorProto.UINT8: 8,
