@@ -9,7 +9,7 @@ import warnings
 import onnx
 
 from .base import BuildContext, BuiltStudent, Method
-from .onnx_encoder import INPUT, make_session, onnx_weight_bits, ort_student
+from .onnx_encoder import INPUT, ort_built_student
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,7 @@ class NncfQuantizeMethod(Method):
                 model_type=nncf.ModelType.TRANSFORMER,
             )
             onnx.save(q, str(out))
-        return BuiltStudent(
-            model=ort_student(ctx.teacher, make_session(out)),
-            avg_w_bits=onnx_weight_bits(out),
-            a_bits=8,
-            size_bytes=out.stat().st_size,
-            size_kind="onnx file",
-            runtime="onnxruntime",
-            onnx_path=out,
-        )
+        return ort_built_student(ctx.teacher, out, a_bits=8)
 
 
 class NncfCompressMethod(Method):
@@ -100,12 +92,4 @@ class NncfCompressMethod(Method):
                     **mixed,
                 )
             onnx.save(c, str(out))
-        return BuiltStudent(
-            model=ort_student(ctx.teacher, make_session(out)),
-            avg_w_bits=onnx_weight_bits(out),
-            a_bits=None,
-            size_bytes=out.stat().st_size,
-            size_kind="onnx file",
-            runtime="onnxruntime",
-            onnx_path=out,
-        )
+        return ort_built_student(ctx.teacher, out, a_bits=None)

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ...onnx import runtime as onnx_runtime
+from .base import BuiltStudent
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,23 @@ class OrtImageEncoder(nn.Module):
         feats = [torch.from_numpy(np.ascontiguousarray(o)).to(sample.device) for o in outs]
         pos = [self.position_encoding(f).to(f.dtype) for f in feats]
         return {"vision_features": feats[-1], "vision_pos_enc": pos, "backbone_fpn": feats}
+
+
+def ort_built_student(
+    teacher: nn.Module, path: Path, *, a_bits: int | None, optimize: bool = True, notes: str = ""
+) -> BuiltStudent:
+    """The table row of an encoder ONNX file run in onnxruntime inside a copy of ``teacher``."""
+    return BuiltStudent(
+        model=ort_student(teacher, make_session(path, optimize=optimize)),
+        avg_w_bits=onnx_weight_bits(path),
+        a_bits=a_bits,
+        size_bytes=path.stat().st_size,
+        size_kind="onnx file",
+        runtime="onnxruntime",
+        onnx_path=path,
+        notes=notes,
+        ort_optimize=optimize,
+    )
 
 
 def ort_student(teacher: nn.Module, session: ort.InferenceSession) -> nn.Module:

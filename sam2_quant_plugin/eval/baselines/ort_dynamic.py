@@ -11,7 +11,7 @@ import logging
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from .base import BuildContext, BuiltStudent, Method
-from .onnx_encoder import make_session, onnx_weight_bits, ort_student
+from .onnx_encoder import ort_built_student
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,4 @@ class OrtDynamicMethod(Method):
         if not out.exists():
             quantize_dynamic(ctx.float_onnx, out, weight_type=QuantType.QInt8, reduce_range=self.reduce_range)
             log.info("%s: wrote %s", self.name, out)
-        return BuiltStudent(
-            model=ort_student(ctx.teacher, make_session(out)),
-            avg_w_bits=onnx_weight_bits(out),
-            a_bits=8,
-            size_bytes=out.stat().st_size,
-            size_kind="onnx file",
-            runtime="onnxruntime",
-            onnx_path=out,
-            notes="dynamic activation ranges",
-        )
+        return ort_built_student(ctx.teacher, out, a_bits=8, notes="dynamic activation ranges")

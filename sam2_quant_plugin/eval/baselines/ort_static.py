@@ -19,7 +19,7 @@ from onnxruntime.quantization import (
 )
 
 from .base import BuildContext, BuiltStudent, Method
-from .onnx_encoder import INPUT, make_session, onnx_weight_bits, ort_student
+from .onnx_encoder import INPUT, ort_built_student
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,5 @@ class OrtStaticMethod(Method):
 
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
         path = self.quantized_path(ctx)
-        return BuiltStudent(
-            model=ort_student(ctx.teacher, make_session(path, optimize=self.fused)),
-            avg_w_bits=onnx_weight_bits(path),
-            a_bits=8,
-            size_bytes=path.stat().st_size,
-            size_kind="onnx file",
-            runtime="onnxruntime",
-            onnx_path=path,
-            notes="fused" if self.fused else "ORT_DISABLE_ALL",
-            ort_optimize=self.fused,
-        )
+        notes = "fused" if self.fused else "ORT_DISABLE_ALL"
+        return ort_built_student(ctx.teacher, path, a_bits=8, optimize=self.fused, notes=notes)
