@@ -13,7 +13,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from .errors import RecipeError
@@ -186,8 +185,3 @@ def weight_bits_summary(model: nn.Module) -> dict[str, float]:
         total_params += n
     avg = total_bits / total_params if total_params else 0.0
     return {"avg_weight_bits": avg, "quantized_params": total_params, "weight_bytes": total_bits / 8}
-
-
-def has_nonfinite_params(model: nn.Module) -> list[str]:
-    """Names of parameters holding NaN or Inf."""
-    return [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]

@@ -80,6 +80,13 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"checkpoint {path} has no state_dict (top-level keys: {keys}). Fix: pass a SAM 2 checkpoint "
             "({'model': state_dict}) or a bare state_dict of tensors."
         )
+    nonfinite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite:
+        raise CheckpointError(
+            f"checkpoint {path} holds NaN/Inf values in {len(nonfinite)} tensor(s) (first: "
+            f"{nonfinite[:_SHOW_KEYS]}). Fix: use an intact checkpoint; a diverged training run or a "
+            "corrupt copy produces these."
+        )
     return state
 
 

@@ -195,3 +195,15 @@ def test_video_predictor_at_small_size(tiny_ckpt: Path) -> None:
         assert masks.shape == (1, 1, 540, 960)
         seen.append(frame_idx)
     assert seen == [0, 1, 2, 3]
+
+
+def test_nan_checkpoint(tiny_ckpt: Path, tmp_path: Path) -> None:
+    state = torch.load(tiny_ckpt, weights_only=True)["model"]
+    key = "image_encoder.trunk.blocks.0.attn.qkv.weight"
+    state[key] = state[key].clone()
+    state[key][0, 0] = float("nan")
+    path = tmp_path / "nan.pt"
+    torch.save({"model": state}, path)
+    with pytest.raises(CheckpointError, match="NaN/Inf") as err:
+        build_sam2_model("t", path, image_size=128)
+    assert key in str(err.value)
