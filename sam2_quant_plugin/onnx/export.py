@@ -14,6 +14,7 @@ import json
 import logging
 import types
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -46,6 +47,9 @@ from .wrappers import (
 log = logging.getLogger(__name__)
 MAX_TS_OPSET = 20  # the TorchScript exporter's highest opset; higher ones are reached by version conversion
 INT4_MIN_OPSET = 21
+
+
+Names = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def ready_for_export(model: nn.Module) -> nn.Module:
@@ -171,6 +175,29 @@ def _finish(
     return path
 
 
+def _export_graph(
+    model: nn.Module,
+    path: str | Path,
+    wrap: Callable[[nn.Module], nn.Module],
+    example: Callable[[nn.Module], tuple[torch.Tensor, ...]],
+    names: Names | Callable[[nn.Module, tuple[torch.Tensor, ...]], Names],
+    roots: tuple[str, ...],
+    *,
+    opset: int,
+    weight_format: str,
+    axes: dict[str, dict[int, str]] | None = None,
+) -> Path:
+    """Freeze-then-lower: check options, refuse to overwrite, freeze a copy, trace ``wrap(model)`` on
+    ``example(model)``, lower the weights, check every quantized layer under ``roots``, write atomically."""
+    check_export_options(opset, weight_format)
+    _refuse_existing(path)
+    model = ready_for_export(model)
+    wrapper, ex = wrap(model), example(model)
+    if callable(names):
+        names = names(wrapper, ex)
+    return _finish(_trace(wrapper, ex, names, axes or {}, opset), model, path, roots, weight_format)
+
+
 def export_module(
     model: nn.Module,
     example: tuple[torch.Tensor, ...],
@@ -183,40 +210,55 @@ def export_module(
     weight_format: str = "int8",
 ) -> Path:
     """Export any (float, prepared or frozen) module whose ``forward`` takes ``example``; same lowering."""
-    check_export_options(opset, weight_format)
-    _refuse_existing(path)
-    ready = ready_for_export(model)
-    traced = _trace(ready, example, (input_names, output_names), dynamic_axes or {}, opset)
-    return _finish(traced, ready, path, ("",), weight_format)
+    return _export_graph(
+        model,
+        path,
+        lambda m: m,
+        lambda _: example,
+        (input_names, output_names),
+        ("",),
+        opset=opset,
+        weight_format=weight_format,
+        axes=dynamic_axes,
+    )
 
 
 def export_image_encoder(
     model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17, weight_format: str = "int8"
 ) -> Path:
     """Export ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1`` to ``path``."""
-    check_export_options(opset, weight_format)
-    _refuse_existing(path)
-    model = ready_for_export(model)
-    traced = _trace(
-        ImageEncoderGraph(model), encoder_example(image_size), (ENCODER_INPUTS, ENCODER_OUTPUTS), {}, opset
+    return _export_graph(
+        model,
+        path,
+        ImageEncoderGraph,
+        lambda _: encoder_example(image_size),
+        (ENCODER_INPUTS, ENCODER_OUTPUTS),
+        ("image_encoder",),
+        opset=opset,
+        weight_format=weight_format,
     )
-    return _finish(traced, model, path, ("image_encoder",), weight_format)
+
+
+def _backbone_names(wrapper: nn.Module, example: tuple[torch.Tensor, ...]) -> Names:
+    with torch.no_grad():
+        n_out = len(wrapper(*example))
+    return ENCODER_INPUTS, tuple(f"backbone_fpn_{i}" for i in range(n_out))
 
 
 def export_backbone(
     model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17, weight_format: str = "int8"
 ) -> Path:
     """Export ``image [1, 3, S, S] -> backbone_fpn_0..k`` (the image encoder's raw FPN levels) to ``path``."""
-    check_export_options(opset, weight_format)
-    _refuse_existing(path)
-    model = ready_for_export(model)
-    wrapper = BackboneGraph(model)
-    example = encoder_example(image_size)
-    with torch.no_grad():
-        n_out = len(wrapper(*example))
-    names = (ENCODER_INPUTS, tuple(f"backbone_fpn_{i}" for i in range(n_out)))
-    traced = _trace(wrapper, example, names, {}, opset)
-    return _finish(traced, model, path, ("image_encoder",), weight_format)
+    return _export_graph(
+        model,
+        path,
+        BackboneGraph,
+        lambda _: encoder_example(image_size),
+        _backbone_names,
+        ("image_encoder",),
+        opset=opset,
+        weight_format=weight_format,
+    )
 
 
 def export_decoder(
@@ -230,18 +272,17 @@ def export_decoder(
 ) -> Path:
     """Export prompt encoder + mask decoder: features + ``point_coords [1, N, 2]``, ``point_labels [1, N]``
     (int32) -> ``low_res_masks [1, M, S/4, S/4]``, ``iou_predictions [1, M]``; ``N`` is dynamic."""
-    check_export_options(opset, weight_format)
-    _refuse_existing(path)
-    model = ready_for_export(model)
-    axes = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
-    traced = _trace(
-        DecoderGraph(model, multimask),
-        decoder_example(model, image_size),
+    return _export_graph(
+        model,
+        path,
+        lambda m: DecoderGraph(m, multimask),
+        lambda m: decoder_example(m, image_size),
         (DECODER_INPUTS, DECODER_OUTPUTS),
-        axes,
-        opset,
+        ("sam_mask_decoder", "sam_prompt_encoder"),
+        opset=opset,
+        weight_format=weight_format,
+        axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
     )
-    return _finish(traced, model, path, ("sam_mask_decoder", "sam_prompt_encoder"), weight_format)
 
 
 def export_memory_attention(
@@ -260,20 +301,19 @@ def export_memory_attention(
     """
     from ..sam2.rope import RealRoPEAttention
 
-    check_export_options(opset, weight_format)
-    _refuse_existing(path)
-    model = ready_for_export(model)
     if not any(isinstance(m, RealRoPEAttention) for m in model.memory_attention.modules()):
         raise ExportError(
             "memory attention uses complex-valued RoPE, which does not export. Fix: call "
             "sam2_quant_plugin.sam2.rope.patch_real_rope(model) first."
         )
-    axes = {"memory": {0: "memory_tokens"}, "memory_pos": {0: "memory_tokens"}}
-    traced = _trace(
-        MemoryAttentionGraph(model),
-        memory_example(model, image_size, n_frames),
+    return _export_graph(
+        model,
+        path,
+        MemoryAttentionGraph,
+        lambda m: memory_example(m, image_size, n_frames),
         (MEMORY_INPUTS, MEMORY_OUTPUTS),
-        axes,
-        opset,
+        ("memory_attention",),
+        opset=opset,
+        weight_format=weight_format,
+        axes={"memory": {0: "memory_tokens"}, "memory_pos": {0: "memory_tokens"}},
     )
-    return _finish(traced, model, path, ("memory_attention",), weight_format)
