@@ -41,9 +41,21 @@ def main() -> None:
     with torch.no_grad():
         target = encode(teacher, x)["image_embed"]
 
-    bits = [p for n, p in student.named_parameters() if n.endswith("bit_offset")]
-    rest = [p for n, p in student.named_parameters() if not n.endswith("bit_offset") and p.requires_grad]
-    opt = torch.optim.Adam([{"params": rest, "lr": 1e-5}, {"params": bits, "lr": 0.05}])
+    # Three groups: Adam moves every parameter by ~lr per step. Starting next to the teacher (KD ~1e-4),
+    # weights take 1e-6 (1e-5 overshoots: KD 0.00025 -> 0.006 in one step), the fake-quant step sizes
+    # (~1e-3) far less, and the bit offsets (in units of bits) far more.
+    groups: dict[str, list[torch.nn.Parameter]] = {"bit_offset": [], "scale": [], "weights": []}
+    for name, p in student.named_parameters():
+        if p.requires_grad:
+            kind = name.rsplit(".", 1)[-1]
+            groups[kind if kind in ("bit_offset", "scale") else "weights"].append(p)
+    opt = torch.optim.Adam(
+        [
+            {"params": groups["weights"], "lr": 1e-6},
+            {"params": groups["scale"], "lr": 1e-7},
+            {"params": groups["bit_offset"], "lr": 0.05},
+        ]
+    )
     student.train()
     for step in range(args.steps):
         kd = torch.nn.functional.mse_loss(encode(student, x)["image_embed"], target)
