@@ -129,19 +129,20 @@ def freeze(model: nn.Module, *, inplace: bool = False) -> nn.Module:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, attr, FrozenFakeQuantize.from_fake_quant(fq))
-    state.plans = {n: _plan_with_frozen_bits(model, p) for n, p in state.plans.items()}
+    state.plans = {n: _plan_with_current_bits(model, p) for n, p in state.plans.items()}
     state.frozen = True
     return model.eval()
 
 
-def _plan_with_frozen_bits(model: nn.Module, plan: LayerPlan) -> LayerPlan:
+def _plan_with_current_bits(model: nn.Module, plan: LayerPlan) -> LayerPlan:
+    """``plan`` with the integer bit widths its quantizers hold now (learned, searched or frozen)."""
     mod = model.get_submodule(plan.name)
-    w = plan.weight
-    a = plan.activation
-    if w is not None and isinstance(getattr(mod, "weight_fake_quant", None), FrozenFakeQuantize):
-        w = w.with_bits(mod.weight_fake_quant.bits)
-    if a is not None and isinstance(getattr(mod, INPUT_FQ, None), FrozenFakeQuantize):
-        a = a.with_bits(getattr(mod, INPUT_FQ).bits)
+    w, a = plan.weight, plan.activation
+    wfq, afq = getattr(mod, "weight_fake_quant", None), getattr(mod, INPUT_FQ, None)
+    if w is not None and wfq is not None:
+        w = w.with_bits(wfq.bits)
+    if a is not None and afq is not None:
+        a = a.with_bits(afq.bits)
     return LayerPlan(plan.name, plan.type_name, w, a, plan.matched_by, plan.params)
 
 
@@ -151,16 +152,8 @@ def current_recipe(model: nn.Module, name: str | None = None) -> Recipe:
     This is how learned or searched bit widths become a YAML file the core loads again.
     """
     state = quant_state(model)
-    rules = []
-    for lname, plan in state.plans.items():
-        mod = model.get_submodule(lname)
-        w, a = plan.weight, plan.activation
-        wfq, afq = getattr(mod, "weight_fake_quant", None), getattr(mod, INPUT_FQ, None)
-        if w is not None and wfq is not None:
-            w = w.with_bits(wfq.bits)
-        if a is not None and afq is not None:
-            a = a.with_bits(afq.bits)
-        rules.append(LayerRule(match=lname, weight=w, activation=a))
+    plans = [_plan_with_current_bits(model, p) for p in state.plans.values()]
+    rules = [LayerRule(match=p.name, weight=p.weight, activation=p.activation) for p in plans]
     base = state.recipe
     return Recipe(
         name=name or f"{base.name}-resolved",
