@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +113,3 @@ def _observed(fq: nn.Module) -> bool:
         return bool(fq.scale_initialized[0])
     obs = getattr(fq, "activation_post_process", None)
     return not isinstance(obs, RangeObserver) or obs.observed
-
-
-def iter_images(images: Iterable[str | Path]) -> list[np.ndarray]:
-    return [load_image(p) for p in images]

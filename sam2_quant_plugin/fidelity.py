@@ -1,8 +1,7 @@
-"""Quick fidelity of a quantized SAM 2 against its float teacher on photos (used by ``sam2-quant run``).
+"""Quick fidelity of a quantized SAM 2 against its float teacher (``sam2-quant run``, CDPQ benchmark).
 
-For each photo: encoder-feature cosine, and mask IoU of a point-grid's masks (student decoder vs
-teacher decoder), degenerate teacher masks excluded. The full harness with baselines lives in
-:mod:`sam2_quant_plugin.eval`.
+Point-prompt mask IoU (degenerate teacher masks excluded) and embedding cosine, as one flat dict: the
+point-prompt part of :func:`sam2_quant_plugin.eval.harness.score_student`.
 """
 
 from __future__ import annotations
@@ -10,15 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
-from .eval.metrics import cosine, mask_iou
-from .sam2.forward import decode, encode, point_grid
-from .sam2.preprocess import to_model_input
+from .eval.harness import build_reference, score_student
 
 
-@torch.no_grad()
 def image_fidelity(
     teacher: nn.Module,
     student: nn.Module,
@@ -28,14 +23,8 @@ def image_fidelity(
     points_per_side: int = 8,
 ) -> dict[str, float]:
     """Mean mask IoU (point grid) and mean embedding cosine of ``student`` vs ``teacher`` over ``images``."""
-    grid = point_grid(points_per_side, image_size)[:, None, :]
-    labels = torch.ones(grid.shape[0], 1)
-    t_logits, s_logits, cosines = [], [], []
-    for img in images:
-        x = to_model_input([img], image_size)
-        ft, fs = encode(teacher, x), encode(student, x)
-        cosines.append(cosine(fs["image_embed"], ft["image_embed"]))
-        t_logits.append(decode(teacher, ft, points=grid, labels=labels)["low_res_masks"])
-        s_logits.append(decode(student, fs, points=grid, labels=labels)["low_res_masks"])
-    res = mask_iou(torch.cat(s_logits), torch.cat(t_logits))
-    return {"embed_cosine": float(np.mean(cosines)), **res.to_dict()}
+    ref = build_reference(
+        teacher, images, image_size=image_size, points_per_side=points_per_side, progress=False
+    )
+    score = score_student(ref, student, teacher, progress=False)
+    return {"embed_cosine": score["embed_cosine"], **score["points"]}

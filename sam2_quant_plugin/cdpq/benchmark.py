@@ -19,7 +19,7 @@ from typing import Any
 
 from torch import nn
 
-from ..fidelity import image_fidelity
+from ..eval.harness import Reference, build_reference, score_student
 from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
 from ..sam2.build import build_sam2_model
 from ..sam2.preprocess import bundled_images, bundled_video_frames, load_image
@@ -38,11 +38,10 @@ PEERS = {
 }
 
 
-def _fidelity(teacher: nn.Module, model: nn.Module, images: dict[str, list], size: int, pps: int) -> dict:
-    return {
-        k: image_fidelity(teacher, model, v, image_size=size, points_per_side=pps)["mask_iou"]
-        for k, v in images.items()
-    }
+def _fidelity(refs: dict[str, Reference], teacher: nn.Module, model: nn.Module) -> dict[str, float]:
+    """Point-prompt mask IoU of ``model`` on each image set (teacher outputs computed once, in ``refs``)."""
+    scores = {k: score_student(ref, model, teacher, progress=False) for k, ref in refs.items()}
+    return {k: score["points"]["mask_iou"] for k, score in scores.items()}
 
 
 def _vanilla(args: argparse.Namespace, package: dict[str, Any], path: Path) -> nn.Module:
@@ -62,6 +61,12 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     teacher = build_sam2_model(args.config, args.checkpoint, image_size=args.image_size, seed=args.seed)
     frames = [load_image(p) for p in bundled_video_frames()[: args.eval_frames]]
     images = {"video_frames": frames, "photos": [load_image(p) for p in bundled_images()]}
+    refs = {
+        k: build_reference(
+            teacher, v, image_size=args.image_size, points_per_side=args.points_per_side, progress=False
+        )
+        for k, v in images.items()
+    }
     base = CDPQConfig(
         name="cdpq",
         teacher_checkpoint=args.checkpoint,
@@ -87,7 +92,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     pkg = Path(summary["run_dir"]) / "package.pt"
     model = _vanilla(args, pkg, out / "cdpq_vanilla_checkpoint.pt")
     rows["CDPQ search"] = {
-        **_fidelity(teacher, model, images, args.image_size, args.points_per_side),
+        **_fidelity(refs, teacher, model),
         **summary["size"],
         "bit_histogram": summary["bit_histogram"],
         "seconds": search_s,
@@ -100,7 +105,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         student = uniform(args, teacher, batches[0], bits, refit)
         vanilla = _vanilla(args, build_package(student), out / f"uniform{bits}_{int(refit)}.pt")
         rows[label] = {
-            **_fidelity(teacher, vanilla, images, args.image_size, args.points_per_side),
+            **_fidelity(refs, teacher, vanilla),
             **size_report(student),
         }
     if args.learnable:
@@ -112,7 +117,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             args, Path(s2["run_dir"]) / "package.pt", Path(s2["run_dir"]) / "vanilla_checkpoint.pt"
         )
         rows["learnable bits (differentiable)"] = {
-            **_fidelity(teacher, model, images, args.image_size, args.points_per_side),
+            **_fidelity(refs, teacher, model),
             **s2["size"],
             "bit_histogram": s2["bit_histogram"],
             "seconds": time.perf_counter() - t0,
