@@ -17,6 +17,7 @@ from torch import nn
 
 from .errors import RecipeError
 from .fake_quant.frozen import FrozenFakeQuantize
+from .numerics import storage_bits
 from .qconfig import make_fake_quant, qconfig_for
 from .recipe.io import load_recipe
 from .recipe.resolve import LayerPlan, resolve
@@ -165,16 +166,21 @@ def current_recipe(model: nn.Module, name: str | None = None) -> Recipe:
     )
 
 
-def weight_bits_summary(model: nn.Module) -> dict[str, float]:
-    """Parameter-weighted average weight bits and quantized weight bytes over the prepared layers."""
+def weight_bits_summary(model: nn.Module, storage: str = "packed") -> dict[str, float]:
+    """Parameter-weighted average weight bits and quantized weight bytes over the prepared layers.
+
+    ``avg_weight_bits`` is always the nominal width; ``weight_bytes`` counts each code as
+    :func:`~sam2_quant_plugin.numerics.storage_bits` says for ``storage`` ("packed" or "onnx").
+    """
     state = quant_state(model)
-    total_bits = total_params = 0.0
+    total_bits = stored_bits = total_params = 0.0
     for lname in state.plans:
         fq = getattr(model.get_submodule(lname), "weight_fake_quant", None)
         if fq is None:
             continue
         n = float(model.get_submodule(lname).weight.numel())
         total_bits += fq.bits * n
+        stored_bits += storage_bits(fq.bits, storage) * n
         total_params += n
     avg = total_bits / total_params if total_params else 0.0
-    return {"avg_weight_bits": avg, "quantized_params": total_params, "weight_bytes": total_bits / 8}
+    return {"avg_weight_bits": avg, "quantized_params": total_params, "weight_bytes": stored_bits / 8}

@@ -13,6 +13,9 @@ from .errors import BitsError
 
 MIN_BITS = 2
 MAX_BITS = 8
+# How weight codes are counted on disk: "packed" = exactly their width (ideal bit packing, the package's
+# size estimate); "onnx" = what the exporter's int4 format writes (INT4 for widths <= 4, int8 above).
+STORAGE_MODES = ("packed", "onnx")
 
 
 def check_bits(bits: int, *, what: str = "bits", lo: int = MIN_BITS, hi: int = MAX_BITS) -> int:
@@ -23,6 +26,15 @@ def check_bits(bits: int, *, what: str = "bits", lo: int = MIN_BITS, hi: int = M
     if not lo <= b <= hi:
         raise BitsError(f"{what}={b} is outside the supported range {lo}..{hi}; pick a value in {lo}..{hi}")
     return b
+
+
+def storage_bits(bits: int, storage: str = "packed") -> int:
+    """Bits one weight code of width ``bits`` occupies when stored the ``storage`` way (see STORAGE_MODES)."""
+    if storage == "packed":
+        return int(bits)
+    if storage == "onnx":
+        return 4 if bits <= 4 else 8
+    raise ValueError(f"storage={storage!r} is unknown; use one of {STORAGE_MODES}")
 
 
 def qrange(bits: int, signed: bool, narrow: bool = False) -> tuple[int, int]:

@@ -254,6 +254,13 @@ def test_weight_bits_summary_average() -> None:
     assert s["quantized_params"] == total
     assert s["avg_weight_bits"] == pytest.approx(sum(bits[n] * numel[n] for n in numel) / total)
     assert s["weight_bytes"] == pytest.approx(sum(bits[n] * numel[n] for n in numel) / 8)
+    # As the int4 ONNX export stores them: 6-bit codes take a byte, 4-bit codes half a byte.
+    onnx = weight_bits_summary(qmodel, storage="onnx")
+    stored = {4: 4, 6: 8, 8: 8}
+    assert onnx["avg_weight_bits"] == s["avg_weight_bits"]
+    assert onnx["weight_bytes"] == pytest.approx(sum(stored[bits[n]] * numel[n] for n in numel) / 8)
+    with pytest.raises(ValueError, match="storage='zip' is unknown"):
+        weight_bits_summary(qmodel, storage="zip")
 
 
 def test_activation_only_layer() -> None:

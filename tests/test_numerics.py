@@ -20,6 +20,7 @@ from sam2_quant_plugin.numerics import (
     quantize_to_int,
     ste_clamp,
     ste_round,
+    storage_bits,
 )
 
 
@@ -256,3 +257,11 @@ def test_histogram_percentile_interpolates_in_bin() -> None:
 def test_histogram_percentile_empty_raises() -> None:
     with pytest.raises(ValueError, match="empty histogram"):
         histogram_percentile(torch.zeros(8), 0.0, 1.0, 0.1, 0.9)
+
+
+def test_storage_bits() -> None:
+    assert [storage_bits(b) for b in range(2, 9)] == list(range(2, 9))
+    # the int4 ONNX export: INT4 initializers up to 4 bits, int8 above
+    assert [storage_bits(b, "onnx") for b in range(2, 9)] == [4, 4, 4, 8, 8, 8, 8]
+    with pytest.raises(ValueError, match="use one of"):
+        storage_bits(4, "int3")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..numerics import STORAGE_MODES
+
 
 @dataclass
 class LossWeights:
@@ -63,6 +65,9 @@ class CDPQConfig:
     max_passes: int = 8
     target_avg_bits: float | None = None
     target_bytes: float | None = None
+    # How target_bytes counts a weight code: "onnx" = as the int4 export stores it (INT4 for <= 4 bits,
+    # int8 above, so a 6-bit layer costs a byte per weight), "packed" = at its exact width.
+    storage: str = "onnx"
     max_attempts: int | None = None  # stop early (simulates an interruption; resume continues)
     # differentiable mode
     mode: str = "search"  # search | differentiable
@@ -93,6 +98,8 @@ class CDPQConfig:
             raise ValueError(f"ladder {self.ladder} must be strictly decreasing bit widths within 8..2")
         self.ladder = lad
         self.target_roots = tuple(self.target_roots)
+        if self.storage not in STORAGE_MODES:
+            raise ValueError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
         if self.mode not in ("search", "differentiable"):
             raise ValueError(f"mode={self.mode!r}; use 'search' or 'differentiable'")
 

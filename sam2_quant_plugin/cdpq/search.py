@@ -30,7 +30,7 @@ ATTEMPTS = "attempts.jsonl"
 
 
 def budget_met(s: Session) -> bool:
-    cfg, summary = s.cfg, weight_bits_summary(s.student)
+    cfg, summary = s.cfg, weight_bits_summary(s.student, storage=s.cfg.storage)
     if cfg.target_avg_bits is not None and summary["avg_weight_bits"] <= cfg.target_avg_bits + 1e-9:
         return True
     return cfg.target_bytes is not None and summary["weight_bytes"] <= cfg.target_bytes
@@ -221,5 +221,7 @@ def run_search(
 
 
 def _summary(s: Session) -> str:
-    summary = weight_bits_summary(s.student)
-    return f"avg weight bits {summary['avg_weight_bits']:.3f}, {summary['weight_bytes'] / 1e6:.2f} MB"
+    summary = weight_bits_summary(s.student, storage=s.cfg.storage)
+    mb = summary["weight_bytes"] / 1e6
+    bits = summary["avg_weight_bits"]
+    return f"avg weight bits {bits:.3f}, {mb:.2f} MB of weights ({s.cfg.storage} storage)"

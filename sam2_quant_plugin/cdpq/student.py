@@ -109,6 +109,7 @@ def size_report(model: nn.Module, roots: Sequence[str] = ("image_encoder",)) -> 
     (biases, norms, position embeddings) of every parameter under ``roots``.
     """
     summary = weight_bits_summary(model)
+    onnx = weight_bits_summary(model, storage="onnx")
     fqs = weight_quantizers(model)
     scale_bytes = sum(4.0 * fq.scale.numel() for fq in fqs.values())
     quantized = {f"{n}.weight" for n in fqs}
@@ -124,4 +125,6 @@ def size_report(model: nn.Module, roots: Sequence[str] = ("image_encoder",)) -> 
         "scale_bytes": scale_bytes,
         "float_bytes": float_bytes,
         "total_mb": total / 1e6,
+        "onnx_weight_bytes": onnx["weight_bytes"],  # as the int4 export stores them (<= 4 bits: INT4)
+        "onnx_total_mb": (total - summary["weight_bytes"] + onnx["weight_bytes"]) / 1e6,
     }

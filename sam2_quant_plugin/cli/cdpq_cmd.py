@@ -13,6 +13,7 @@ from ..cdpq import ddp
 from ..cdpq.confidence import heuristics
 from ..cdpq.config import CDPQConfig
 from ..cdpq.run import run_cdpq
+from ..numerics import STORAGE_MODES
 from .common import add_model_arguments
 
 HELP = "CDPQ: choose per-layer weight bits by distillation (search or learnable) and write a recipe"
@@ -33,7 +34,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--target-roots", nargs="+", default=["image_encoder"], help="module prefixes to quantize")
     p.add_argument("--target-bits", type=float, default=None, help="budget: average weight bits")
-    p.add_argument("--target-mb", type=float, default=None, help="budget: quantized weight megabytes")
+    p.add_argument(
+        "--target-mb",
+        type=float,
+        default=None,
+        help="budget: quantized weight megabytes, counted as --storage says",
+    )
+    p.add_argument(
+        "--storage",
+        choices=STORAGE_MODES,
+        default="onnx",
+        help="how --target-mb counts a weight: onnx = as exported (INT4 for <= 4 bits, int8 above), "
+        "packed = at its exact width",
+    )
     p.add_argument("--impact-threshold", type=float, default=0.01, help="max validation-loss rise per drop")
     p.add_argument("--confidence", default="mean", choices=heuristics())
     p.add_argument("--sensitivity", default=None, choices=("grad_norm", "fisher", "hutchinson"))
@@ -65,6 +78,7 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "target_roots": tuple(args.target_roots),
         "target_avg_bits": args.target_bits,
         "target_bytes": args.target_mb * 1e6 if args.target_mb else None,
+        "storage": args.storage,
         "impact_threshold": args.impact_threshold,
         "confidence": args.confidence,
         "sensitivity": args.sensitivity,

@@ -98,7 +98,7 @@ def run_methods(
             row.update(score_student(ref, built.model, ctx.teacher, name=method.name))
             if video_ref is not None and hasattr(built.model, "forward_image"):
                 row["video"] = score_video(video_ref, ctx.teacher, built.model)
-            if timing:
+            if timing and built.timed:
                 row.update(timer.measure(built))
         except Exception as exc:
             log.error("%s failed: %s", method.name, exc)

@@ -13,6 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 
+import ml_dtypes
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -158,7 +159,7 @@ def lower_weights(
         dq.doc_string = f"sam2_quant range=[{lo},{hi}]"
         if perm is not None:
             g.bypass_transpose(dq)
-        sizes[key[0]] = len(tensor.raw_data) if tensor.raw_data else codes.size
+        sizes[key[0]] = stored_bytes(tensor)
     g.remove_dead()
     keep_bias_apart(proto, input_ranks or {})
     if weight_format == "matmulnbits":
@@ -176,10 +177,18 @@ def _dtype_of(zp: np.ndarray) -> int:
 
 def _int_tensor(name: str, values: np.ndarray, zp: np.ndarray, int4: bool) -> TensorProto:
     if int4:
-        dtype = TensorProto.INT4 if zp.dtype == np.int8 else TensorProto.UINT4
-        flat = values.astype(np.int64).reshape(-1).tolist()
-        return helper.make_tensor(name, dtype, list(values.shape), flat)
+        # Packed two codes per byte in raw_data. helper.make_tensor(list) would store one varint per
+        # byte pair in int32_data: ~1.5x the packed size on disk.
+        dtype = ml_dtypes.int4 if zp.dtype == np.int8 else ml_dtypes.uint4
+        return numpy_helper.from_array(values.astype(np.int64).astype(dtype), name)
     return numpy_helper.from_array(values.astype(zp.dtype), name)
+
+
+def stored_bytes(tensor: TensorProto) -> int:
+    """Bytes an initializer takes in the file's tensor payload (packed sub-byte types count half a byte)."""
+    if tensor.raw_data:
+        return len(tensor.raw_data)
+    return len(tensor.SerializeToString())
 
 
 def _set_axis(node: onnx.NodeProto, axis: int) -> None:
@@ -200,5 +209,5 @@ def weight_bytes(proto: onnx.ModelProto) -> dict[str, int]:
             continue
         init = g.initializer(node.input[0])
         if init is not None:
-            out[key[0]] = len(init.raw_data) or int(np.prod(init.dims))
+            out[key[0]] = stored_bytes(init)
     return out

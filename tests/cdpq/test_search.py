@@ -55,6 +55,34 @@ def test_budget_stops_at_target_average_bits(tmp_path: Path) -> None:
     assert summary["attempts"] >= 2
 
 
+@pytest.mark.parametrize(
+    ("storage", "ladder", "reached"),
+    [("packed", (8, 6), True), ("onnx", (8, 6), False), ("onnx", (8, 6, 4), True)],
+)
+def test_byte_budget_counts_weights_as_stored(
+    tmp_path: Path, storage: str, ladder: tuple, reached: bool
+) -> None:
+    # 1368 conv weights: all at 6 bits is 1026 bytes packed, but the ONNX export stores 6-bit codes as
+    # int8 (1368 bytes), so under "onnx" storage only a drop to 4 bits (INT4) can meet 1100 bytes.
+    cfg = toy_config(
+        target_bytes=1100, storage=storage, ladder=ladder, impact_threshold=1e9, rounds=0, max_passes=20
+    )
+    summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert (summary["stop_reason"] == "budget reached") == reached
+    size = summary["size"]
+    assert size["weight_bytes"] == pytest.approx(sum(b * n for b, n in _numels(summary)) / 8)
+    if storage == "onnx":
+        assert (size["onnx_weight_bytes"] <= 1100) == reached
+    if not reached:
+        assert set(summary["bits"].values()) == {6}
+        assert size["onnx_weight_bytes"] == 1368
+
+
+def _numels(summary: dict) -> list[tuple[int, int]]:
+    model = toy_model()
+    return [(b, model.get_submodule(n).weight.numel()) for n, b in summary["bits"].items()]
+
+
 def test_zero_threshold_rejects_and_rolls_back(tmp_path: Path) -> None:
     cfg = toy_config(impact_threshold=-1.0, rounds=0)
     summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_table_and_8bit_fidelity(tiny_sam2: torch.nn.Module, tmp_path: Path) -> None:
-    methods = ["float", "ours-w8a8", "torch-ptq-w4a8"]
+    methods = ["float", "float-input-noise-0.01", "ours-w8a8", "torch-ptq-w4a8"]
     _, paths = run_eval(
         tiny_sam2, out=tmp_path, methods=methods, video=False, points_per_side=4, time_repeats=1
     )
@@ -37,6 +37,12 @@ def test_table_and_8bit_fidelity(tiny_sam2: torch.nn.Module, tmp_path: Path) -> 
     assert rows["ours-w8a8"]["boxes"]["mask_iou"] >= 1.0 - 0.01
     assert rows["ours-w8a8"]["avg_w_bits"] == pytest.approx(8.0)
     assert rows["torch-ptq-w4a8"]["size_mib"] < rows["ours-w8a8"]["size_mib"] < rows["float"]["size_mib"]
+    # The noise-floor row: the float teacher on a slightly noisy input moves the metric, but only a little,
+    # and it is not timed (its speed means nothing).
+    floor = rows["float-input-noise-0.01"]
+    assert 0.95 < floor["points"]["mask_iou"] < 1.0
+    assert floor["embed_cosine"] > 0.999
+    assert "cpu_latency_vs_float" not in floor
 
 
 def test_video_propagation(tiny_sam2: torch.nn.Module, tmp_path: Path, photos: list) -> None:

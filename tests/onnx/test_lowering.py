@@ -87,6 +87,11 @@ def test_int4_fold_runs_in_ort(mixed, tmp_path) -> None:  # type: ignore[no-unty
     assert types["fc2.weight_q"] == onnx.TensorProto.INT4
     assert types["head.weight_q"] == onnx.TensorProto.INT4
     assert types["fc1.weight_q"] == onnx.TensorProto.INT8  # 6-bit range does not fit int4
+    # Packed two codes per byte: the bytes per layer are the real payload, half of int8's.
+    sizes = weight_bytes(proto)
+    numel = mixed.get_submodule("fc2").weight.numel()
+    assert sizes["fc2"] == (numel + 1) // 2
+    assert sizes["fc1"] == mixed.get_submodule("fc1").weight.numel()
     assert _ort_vs_torch(mixed, path, "disable") < 1e-5
 
 

@@ -10,10 +10,11 @@ from .nncf_methods import NncfCompressMethod, NncfQuantizeMethod
 from .ort_dynamic import OrtDynamicMethod
 from .ort_static import OrtStaticMethod
 from .recipe_onnx import RecipeOnnxMethod
-from .torch_recipe import FloatMethod, RecipeMethod, uniform_recipe
+from .torch_recipe import FloatMethod, InputNoiseMethod, RecipeMethod, uniform_recipe
 
 METHODS: dict[str, Callable[[], Method]] = {
     "float": FloatMethod,
+    "float-input-noise-0.01": lambda: InputNoiseMethod(0.01),
     "torch-ptq-w8a8": lambda: RecipeMethod(
         "torch-ptq-w8a8", uniform_recipe(8, 8), "uniform torch.ao PTQ, W8 per-channel / A8, min-max"
     ),

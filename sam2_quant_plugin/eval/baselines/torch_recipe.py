@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from ...api import freeze, prepare_qat, quant_state, weight_bits_summary
 from ...calibrate import calibrate
@@ -93,4 +94,40 @@ class FloatMethod(Method):
             size_bytes=float_param_bytes(ctx.teacher.image_encoder),
             size_kind="float32 params",
             runtime="torch",
+        )
+
+
+class InputNoiseMethod(Method):
+    """The float teacher on inputs with seeded Gaussian noise: the metric's floor, not a quantizer.
+
+    ``sigma`` is in normalized-input units (pixel std ~1), so 0.01 is ~0.6 grey levels of a 0-255 image,
+    below JPEG noise. Whatever IoU this row scores is the most any student can be told apart by on the
+    same weights and prompts: a quantizer whose IoU sits near it is as close as the metric can see.
+    """
+
+    def __init__(self, sigma: float) -> None:
+        self.sigma = float(sigma)
+        self.name = f"float-input-noise-{sigma:g}"
+        self.description = (
+            f"float32 teacher, input + N(0, {sigma:g}^2) (seeded): the metric's noise floor, not a quantizer"
+        )
+
+    def make_student(self, ctx: BuildContext) -> BuiltStudent:
+        from ...sam2.forward import encode
+
+        teacher, sigma, seed = ctx.teacher, self.sigma, ctx.seed
+
+        def features(x: Tensor) -> dict:
+            gen = torch.Generator().manual_seed(seed)
+            return encode(teacher, x + sigma * torch.randn(x.shape, generator=gen))
+
+        return BuiltStudent(
+            model=features,
+            avg_w_bits=32.0,
+            a_bits=None,
+            size_bytes=float_param_bytes(teacher.image_encoder),
+            size_kind="float32 params",
+            runtime="torch",
+            notes="reference row: how far imperceptible input noise moves the metric",
+            timed=False,
         )
