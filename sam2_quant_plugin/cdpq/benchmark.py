@@ -21,6 +21,7 @@ from torch import nn
 
 from ..eval.harness import Reference, build_reference, score_student
 from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from ..numerics import STORAGE_MODES
 from ..sam2.build import build_sam2_model
 from ..sam2.preprocess import bundled_images, bundled_video_frames, load_image
 from .config import CDPQConfig
@@ -74,10 +75,13 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         seed=args.seed,
         rounds=args.rounds,
         ladder=tuple(args.ladder),
-        target_avg_bits=args.target_bits,
+        target_avg_bits=None if args.target_mb else args.target_bits,
+        target_bytes=args.target_mb * 1e6 if args.target_mb else None,
+        storage=args.storage,
         impact_threshold=args.impact_threshold,
         sensitivity=args.sensitivity,
         confidence=args.confidence,
+        order_by=args.order_by,
     )
     batches = load_batches(base)
     rows: dict[str, dict[str, Any]] = {}
@@ -143,19 +147,21 @@ def markdown(result: dict[str, Any]) -> str:
         f"# CDPQ benchmark ({result['config']}, {result['image_size']} px, weights: {result['weights']})",
         "",
         "Mask IoU vs the float teacher (point grid, degenerate teacher masks left out); size: image encoder",
-        "= packed quantized weights + fp32 per-channel scales + float biases/norms/position embeddings.",
+        "= packed quantized weights + fp32 per-channel scales + float biases/norms/position embeddings;",
+        "ONNX MB: the same with weights as the int4 export stores them (INT4 up to 4 bits, int8 above).",
         "",
-        "| model | IoU video frames (held out) | IoU photos | avg weight bits | size MB | search s |",
-        "|---|---|---|---|---|---|",
+        "| model | IoU video frames (held out) | IoU photos | avg weight bits | size MB | ONNX MB "
+        "| search s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in result["rows"].items():
         secs = f"{r['seconds']:.0f}" if "seconds" in r else ""
         lines.append(
             f"| {name} | {r['video_frames']:.4f} | {r['photos']:.4f} | {r['avg_weight_bits']:.3f} "
-            f"| {r['total_mb']:.2f} | {secs} |"
+            f"| {r['total_mb']:.2f} | {r['onnx_total_mb']:.2f} | {secs} |"
         )
     for name, r in result["peers_reported"].items():
-        lines.append(f"| {name} (peer, reported) | {r['mask_iou']:.3f} |  |  | {r['total_mb']:.1f} |  |")
+        lines.append(f"| {name} (peer, reported) | {r['mask_iou']:.3f} |  |  | {r['total_mb']:.1f} |  |  |")
     cd = result["rows"].get("CDPQ search", {})
     if cd.get("seconds_per_attempt"):
         lines += [
@@ -175,12 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--target-bits", type=float, default=4.0, help="CDPQ budget: average weight bits")
     p.add_argument(
+        "--target-mb",
+        type=float,
+        default=None,
+        help="CDPQ budget in weight megabytes instead of --target-bits, counted as --storage says",
+    )
+    p.add_argument("--storage", choices=STORAGE_MODES, default="onnx", help="how --target-mb counts weights")
+    p.add_argument(
         "--uniform-bits", type=int, default=None, help="uniform baseline (default: CDPQ's average)"
     )
     p.add_argument("--ladder", type=int, nargs="+", default=[8, 6, 4, 3, 2])
     p.add_argument("--rounds", type=int, default=1, help="KD recovery rounds (each after a reduction pass)")
     p.add_argument("--impact-threshold", type=float, default=0.002)
     p.add_argument("--confidence", default="mean")
+    p.add_argument("--order-by", choices=("confidence", "probe"), default="confidence")
     p.add_argument("--sensitivity", default=None, help="grad_norm | fisher | hutchinson")
     p.add_argument("--eval-frames", type=int, default=8)
     p.add_argument("--points-per-side", type=int, default=8)

@@ -58,6 +58,9 @@ class CDPQConfig:
     weights: LossWeights = field(default_factory=LossWeights)
     # search
     confidence: str = "mean"
+    # "confidence": order each pass by the heuristic (+ sensitivity); "probe": drop each candidate alone
+    # first and order by measured validation-loss rise per byte saved (one extra forward per candidate)
+    order_by: str = "confidence"
     sensitivity: str | None = None  # grad_norm | fisher | hutchinson | None
     sensitivity_weight: float = 1.0
     impact_threshold: float = 0.01
@@ -98,6 +101,8 @@ class CDPQConfig:
             raise ValueError(f"ladder {self.ladder} must be strictly decreasing bit widths within 8..2")
         self.ladder = lad
         self.target_roots = tuple(self.target_roots)
+        if self.order_by not in ("confidence", "probe"):
+            raise ValueError(f"order_by={self.order_by!r}; use 'confidence' or 'probe'")
         if self.storage not in STORAGE_MODES:
             raise ValueError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
         if self.mode not in ("search", "differentiable"):

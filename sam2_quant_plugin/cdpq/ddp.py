@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def active() -> bool:
@@ -45,13 +47,18 @@ def wrap(module: nn.Module) -> nn.Module:
     return nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
 
 
+def from_main(value: T) -> T:
+    """Rank 0's ``value`` (any picklable object) on every rank."""
+    if not active():
+        return value
+    obj = [value]
+    dist.broadcast_object_list(obj, src=0)
+    return obj[0]
+
+
 def agree(flag: bool) -> bool:
     """Rank 0's value of ``flag`` on every rank (accept/reject decisions stay identical)."""
-    if not active():
-        return flag
-    obj = [flag]
-    dist.broadcast_object_list(obj, src=0)
-    return bool(obj[0])
+    return bool(from_main(flag))
 
 
 def mean_history(history: dict[str, list[float]]) -> dict[str, list[float]]:

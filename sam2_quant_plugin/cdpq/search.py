@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from .artifacts import append_jsonl
 from .checkpoint import SearchState
 from .confidence import order_candidates
 from .mirror import EvalMirror
+from .probe import probe_order
 from .session import Session
 from .student import bits_map, next_rung, set_layer_bits, weight_quantizers
 from .task import TaskModule
@@ -70,14 +72,25 @@ def _fmt(d: dict[str, float]) -> str:
     return " ".join(f"{k}={v:.4g}" for k, v in d.items())
 
 
-def _start_pass(s: Session, state: SearchState, sensitivity: dict[str, float] | None) -> None:
+def _start_pass(
+    s: Session,
+    state: SearchState,
+    sensitivity: dict[str, float] | None,
+    mirror: Callable[[], EvalMirror],
+    run_dir: Path | None,
+) -> None:
     ref, per_layer = evaluate(s.student, s.cache, s.task, s.val, s.cfg.weights, layers=bool(s.cache.layers))
     for k, v in per_layer.items():
         state.history.setdefault(k, []).append(v)
-    ranked = order_candidates(
-        state.history, _reducible(s), s.cfg.confidence, sensitivity, s.cfg.sensitivity_weight
-    )
-    state.order, state.pos, state.ref_loss, state.accepted_in_pass = [n for n, _ in ranked], 0, ref, 0
+    if s.cfg.order_by == "probe":
+        out = run_dir if ddp.is_main() else None
+        ranked = probe_order(s, _reducible(s), ref, mirror(), pass_no=state.passes_done + 1, run_dir=out)
+    else:
+        ranked = order_candidates(
+            state.history, _reducible(s), s.cfg.confidence, sensitivity, s.cfg.sensitivity_weight
+        )
+    order = ddp.from_main([n for n, _ in ranked])  # every rank walks the same order
+    state.order, state.pos, state.ref_loss, state.accepted_in_pass = order, 0, ref, 0
     state.min_rise = float("inf")
     state.phase = "reduce"
     log.info(
@@ -189,14 +202,21 @@ def run_search(
             checkpoint.save(run_dir, s.student, state, opt, full=full)
 
     mirror: EvalMirror | None = None
+
+    def get_mirror() -> EvalMirror:
+        nonlocal mirror
+        if mirror is None:
+            mirror = EvalMirror(s)
+        return mirror
+
     while state.phase != "done":
         if state.phase == "train":
             _train_round(s, state, runner, opt, progress)
             mirror = None  # weights changed
-            _start_pass(s, state, sensitivity)
+            _start_pass(s, state, sensitivity, get_mirror, run_dir)
             save(full=True)
         elif state.phase == "reduce-next":
-            _start_pass(s, state, sensitivity)
+            _start_pass(s, state, sensitivity, get_mirror, run_dir)
             save()
         while state.phase == "reduce" and state.pos < len(state.order):
             if budget_met(s):
@@ -207,9 +227,7 @@ def run_search(
                 return state
             layer = state.order[state.pos]
             state.pos += 1
-            if mirror is None:
-                mirror = EvalMirror(s)
-            accepted = _attempt(s, state, layer, run_dir, mirror)
+            accepted = _attempt(s, state, layer, run_dir, get_mirror())
             bar.update(1)
             if accepted:
                 save()

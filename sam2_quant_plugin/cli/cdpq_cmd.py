@@ -49,6 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--impact-threshold", type=float, default=0.01, help="max validation-loss rise per drop")
     p.add_argument("--confidence", default="mean", choices=heuristics())
+    p.add_argument(
+        "--order-by",
+        choices=("confidence", "probe"),
+        default="confidence",
+        help="candidate order per pass: the confidence heuristic, or probe (loss rise per byte saved)",
+    )
     p.add_argument("--sensitivity", default=None, choices=("grad_norm", "fisher", "hutchinson"))
     p.add_argument("--rounds", type=int, default=2, help="KD recovery rounds (each after a reduction pass)")
     p.add_argument("--epochs", type=int, default=1, help="KD epochs per round")
@@ -81,6 +87,7 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "storage": args.storage,
         "impact_threshold": args.impact_threshold,
         "confidence": args.confidence,
+        "order_by": args.order_by,
         "sensitivity": args.sensitivity,
         "rounds": args.rounds,
         "epochs_per_round": args.epochs,
