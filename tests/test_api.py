@@ -34,7 +34,6 @@ from sam2_quant_plugin.torchao_adapter import QAT_TYPES
 from tests._utils import TINY_LAYERS, make_tiny_sam2_like, tiny_input
 
 QKV0 = "image_encoder.trunk.blocks.0.attn.qkv"
-NECK = "image_encoder.neck.convs.0.conv"
 Q_PROJ = "sam_mask_decoder.transformer.layers.0.self_attn.q_proj"
 ENCODER_LAYERS = [n for n in TINY_LAYERS if n.startswith("image_encoder.")]
 
@@ -70,7 +69,11 @@ def test_prepare_swaps_only_target_layers() -> None:
         layer = qmodel.get_submodule(name)
         assert isinstance(layer, QAT_TYPES), name
         assert isinstance(layer.weight_fake_quant, LearnableBitFakeQuantize)
-        assert isinstance(getattr(layer, INPUT_FQ), LearnableBitFakeQuantize)
+        # the shipped w8a8 quantizes inputs only where onnxruntime has an int8 kernel: Linear, not Conv2d
+        if TINY_LAYERS[name] == "Linear":
+            assert isinstance(getattr(layer, INPUT_FQ), LearnableBitFakeQuantize)
+        else:
+            assert getattr(layer, INPUT_FQ, None) is None, name
     for name in TINY_LAYERS:
         if name.startswith("sam_mask_decoder."):
             layer = qmodel.get_submodule(name)
@@ -130,13 +133,14 @@ def test_calibrate_with_forward_loop() -> None:
     assert calls == [(False, False)]  # eval, no grad
     assert qmodel.training  # mode restored
     fqs = fake_quants(qmodel)
-    assert len(fqs) == 2 * len(ENCODER_LAYERS)
+    n_linear = sum(TINY_LAYERS[n] == "Linear" for n in ENCODER_LAYERS)
+    assert len(fqs) == len(ENCODER_LAYERS) + n_linear  # every weight, Linear inputs
     for name, fq in fqs.items():
         assert int(fq.scale_initialized) == 1, name
         assert int(fq.observer_enabled) == 0, name  # observers off afterwards
-    # an input quantizer's range is the input it saw: the neck input is the trunk output
-    neck_in = qmodel.get_submodule(NECK)
-    assert float(getattr(neck_in, INPUT_FQ).scale) > 0
+    # an input quantizer's range is the input it saw
+    qkv = qmodel.get_submodule(QKV0)
+    assert float(getattr(qkv, INPUT_FQ).scale) > 0
 
 
 def test_calibrate_errors_when_a_quantizer_sees_no_data() -> None:
@@ -333,3 +337,22 @@ def test_shipped_recipes_never_use_fused_fake_quant(tiny_sam2: nn.Module) -> Non
         assert fused == [], key
         assert all(isinstance(fq, LearnableBitFakeQuantize) for fq in fake_quants(qmodel).values()), key
         del qmodel
+
+
+@pytest.mark.slow
+def test_shipped_w8a8_placement_on_tiny_sam2(tiny_sam2: nn.Module) -> None:
+    # Inputs are quantized only where onnxruntime has an int8 kernel (Linear); w8a8_fidelity also leaves
+    # the three stage-transition projections' inputs float.
+    def float_input_layers(key: str) -> dict[str, str]:
+        plans = quant_state(prepare_qat(tiny_sam2, key)).plans
+        assert all(p.weight_bits == 8 for p in plans.values()), key
+        return {n: p.type_name for n, p in plans.items() if p.activation is None}
+
+    convs = {
+        n
+        for n, m in tiny_sam2.image_encoder.named_modules(prefix="image_encoder")
+        if isinstance(m, nn.Conv2d)
+    }
+    assert set(float_input_layers("w8a8")) == convs
+    transitions = {f"image_encoder.trunk.blocks.{i}.proj" for i in (1, 3, 10)}
+    assert set(float_input_layers("w8a8_fidelity")) == convs | transitions

@@ -24,6 +24,7 @@ VARIANTS = {
     "float": (None, "int8", 17, ""),
     "fp16": (None, "int8", 17, "_fp16"),
     "w8a8": ("w8a8", "int8", 17, ""),
+    "w8a8-fidelity": ("w8a8_fidelity", "int8", 17, ""),
     "w8a8-cpu": ("w8a8_cpu", "int8", 17, ""),
     "mixed-int4": ("mixed", "int4", 21, ""),
 }
@@ -39,8 +40,12 @@ NOTES = [
     "`MatMulAddFusion` (which would build a float `Gemm` first) does not block the int8 fusion.",
     "- `w8a8-cpu` stores 7-bit-magnitude weights ([-63, 63]) so u8 x s8 kernels cannot saturate on AVX2 CPUs "
     "without VNNI; on VNNI CPUs (like the one above) `w8a8` has no saturation either.",
-    "- With random-init weights the quantized model is chaotic: the PyTorch fake-quant model itself scores "
-    "mask IoU ~0.9965 against itself when the input moves by 1e-6, which bounds every IoU here.",
+    "- Conv2d layers (patch embedding, neck) are weight-only in every W8A8 recipe: without an output Q "
+    "the CPU EP runs them as DequantizeLinear + float Conv, so an input Q/DQ would only cost fidelity. "
+    "`w8a8-fidelity` also keeps the inputs of the three stage-transition projections float.",
+    "- With random-init weights the metric is touchy: the float model itself scores mask IoU ~0.996 against "
+    "itself when Gaussian noise of 0.01 (about 0.6 grey levels) is added to its input "
+    "(`sam2-quant eval`, row `float-input-noise-0.01`).",
     "- `mixed-int4` is weight-only (4-bit MLPs, 6-bit qkv, 8-bit rest) with 4-bit codes stored as INT4 "
     "initializers (opset 21): it shows the file-size reduction; on CPU EP it runs as DequantizeLinear + "
     "float MatMul. `--weight-format matmulnbits` gives onnxruntime's `MatMulNBits` kernels.",

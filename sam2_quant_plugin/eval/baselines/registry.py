@@ -23,6 +23,10 @@ METHODS: dict[str, Callable[[], Method]] = {
     ),
     "ours-w8a8": lambda: RecipeMethod("ours-w8a8", "w8a8", "this package's shipped w8a8 recipe"),
     "ours-w8a8-ort": lambda: RecipeOnnxMethod("ours-w8a8-ort", "w8a8"),
+    "ours-w8a8-fidelity": lambda: RecipeMethod(
+        "ours-w8a8-fidelity", "w8a8_fidelity", "this package's w8a8_fidelity recipe"
+    ),
+    "ours-w8a8-fidelity-ort": lambda: RecipeOnnxMethod("ours-w8a8-fidelity-ort", "w8a8_fidelity"),
     "ours-w4a8": lambda: RecipeMethod("ours-w4a8", "w4a8", "this package's shipped w4a8 recipe (MSE 4-bit)"),
     "ours-w4a8-ort": lambda: RecipeOnnxMethod("ours-w4a8-ort", "w4a8"),
     "ort-static-minmax-fused": lambda: OrtStaticMethod("minmax", fused=True),
