@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,10 +176,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sam2_quant_plugin.cdpq.benchmark", description=__doc__)
-    p.add_argument("--config", default="sam2.1_hiera_t")
-    p.add_argument("--checkpoint", default=None, help="SAM 2 checkpoint; without it: seeded random init")
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    add_model_arguments(p)
     p.add_argument("--target-bits", type=float, default=4.0, help="CDPQ budget: average weight bits")
     p.add_argument(
         "--target-mb",
@@ -208,12 +206,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """The model options every CDPQ measurement script shares."""
+    p.add_argument("--config", default="sam2.1_hiera_t")
+    p.add_argument("--checkpoint", default=None, help="SAM 2 checkpoint; without it: seeded random init")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def script_main(
+    argv: list[str] | None,
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    to_markdown: Callable[[dict[str, Any]], str],
+) -> int:
+    """Parse, run, print the Markdown table and the results folder (logging to stderr)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("sam2_quant_plugin.sam2.build").setLevel(logging.ERROR)
-    result = run_benchmark(build_parser().parse_args(argv))
-    sys.stdout.write(markdown(result) + f"\nresults: {result['out']}\n")
+    result = run(parser.parse_args(argv))
+    sys.stdout.write(to_markdown(result) + f"\nresults: {result['out']}\n")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return script_main(argv, build_parser(), run_benchmark, markdown)
 
 
 if __name__ == "__main__":

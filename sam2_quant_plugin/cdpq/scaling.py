@@ -19,6 +19,7 @@ from typing import Any
 
 from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
 from ..sam2.build import build_sam2_model
+from .benchmark import add_model_arguments, script_main
 from .config import CDPQConfig
 from .run import run_cdpq
 from .session import load_batches
@@ -142,10 +143,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sam2_quant_plugin.cdpq.scaling", description=__doc__)
-    p.add_argument("--config", default="sam2.1_hiera_t")
-    p.add_argument("--checkpoint", default=None, help="SAM 2 checkpoint; without it: seeded random init")
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    add_model_arguments(p)
     p.add_argument("--blocks", type=int, nargs="+", default=[1, 3, 6, 9, 12])
     p.add_argument("--ladder", type=int, nargs="+", default=[8, 4, 2])
     p.add_argument("--target-bits", type=float, default=4.0)
@@ -156,11 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("sam2_quant_plugin.sam2.build").setLevel(logging.ERROR)
-    result = run_scaling(build_parser().parse_args(argv))
-    sys.stdout.write(markdown(result) + f"\nresults: {result['out']}\n")
-    return 0
+    return script_main(argv, build_parser(), run_scaling, markdown)
 
 
 if __name__ == "__main__":
