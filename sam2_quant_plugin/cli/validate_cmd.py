@@ -33,6 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _reference(manifest: dict, checkpoint: str | None, images: list) -> object:  # type: ignore[type-arg]
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
+    from ..recipe import Recipe
     from ..sam2.build import build_sam2_model
 
     m = re.search(r"seed=(\d+)", str(manifest["weights"]))
@@ -41,7 +42,9 @@ def _reference(manifest: dict, checkpoint: str | None, images: list) -> object: 
         manifest["config"], ckpt, image_size=int(manifest["image_size"]), seed=int(m.group(1)) if m else 0
     )
     if manifest.get("recipe"):
-        q = prepare_qat(model, manifest["recipe"])
+        spec = manifest.get("recipe_spec")  # bundles before this field only name a shipped recipe
+        recipe = Recipe.from_dict(spec, source="manifest.json") if spec else manifest["recipe"]
+        q = prepare_qat(model, recipe)
         calibrate(q, images, image_size=int(manifest["image_size"]), progress=False)
         model = freeze(q)
     return model

@@ -1,4 +1,10 @@
-"""fp16 variant of a float ONNX graph (onnxruntime's float16 converter, float32 inputs and outputs kept)."""
+"""fp16 variant of a float or weight-only ONNX graph (onnxruntime's float16 converter, float32 I/O kept).
+
+Weight-only graphs convert too: their DequantizeLinear nodes (constant integer weights) stay float32 with a
+Cast after them, and ``MatMulNBits`` takes fp16 activations and fp16 block scales, which is the form
+onnxruntime's CUDA EP runs fastest. Graphs that quantize activations (a QuantizeLinear on a computed
+tensor) are refused: their int8 kernels are CPU kernels and their scales must stay float32.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +28,15 @@ def to_fp16(src: str | Path, dst: str | Path) -> Path:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     proto = onnx.load(str(src))
-    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
+    consts = {t.name for t in proto.graph.initializer} | {
+        o for n in proto.graph.node if n.op_type == "Constant" for o in n.output
+    }
+    act_q = [n.name for n in proto.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in consts]
+    if act_q:
         raise ExportError(
-            f"{src} holds QuantizeLinear/DequantizeLinear: fp16 conversion is for float graphs. Fix: export "
-            "the float model (no recipe) with --fp16, or use weight_format 'matmulnbits' on CUDA."
+            f"{src} quantizes activations ({len(act_q)} QuantizeLinear node(s), e.g. {act_q[0]!r}): fp16 "
+            "conversion is for float or weight-only graphs. Fix: use a weight-only recipe (activation: "
+            "null) with weight_format 'matmulnbits' for CUDA, or export without --fp16."
         )
     half = convert_float_to_float16(proto, keep_io_types=True, op_block_list=KEEP_FP32)
     Graph(half).topological_sort()  # the converter appends its input casts at the end

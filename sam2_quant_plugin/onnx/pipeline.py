@@ -38,6 +38,15 @@ def export_bundle(
         raise FileExistsError(
             f"{out} already holds an ONNX bundle; refusing to overwrite. Fix: pick a new --out."
         )
+    state = getattr(model, STATE_ATTR, None)
+    if fp16 and state is not None:
+        acts = [n for n, p in state.plans.items() if p.activation is not None]
+        if acts:
+            raise ExportError(
+                f"--fp16 needs a float or weight-only model, but recipe {state.recipe.name!r} quantizes the "
+                f"inputs of {len(acts)} layer(s), e.g. {acts[0]}. Fix: drop --fp16, or use a weight-only "
+                "recipe (activation: null) with --weight-format matmulnbits for CUDA."
+            )
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "encoder": export_image_encoder(
@@ -52,12 +61,9 @@ def export_bundle(
             multimask=multimask,
         ),
     }
-    if fp16:
-        if getattr(model, STATE_ATTR, None) is not None:
-            raise ExportError("--fp16 converts float graphs; drop --recipe (or drop --fp16) for this export")
+    if fp16:  # float or weight-only graphs only; to_fp16 names the activation quantizers otherwise
         files["encoder_fp16"] = to_fp16(files["encoder"], out / "encoder_fp16.onnx")
         files["decoder_fp16"] = to_fp16(files["decoder"], out / "decoder_fp16.onnx")
-    state = getattr(model, STATE_ATTR, None)
     weights = str(getattr(model, "sam2_quant_weights", "unknown"))
     manifest = {
         "weights": weights,
@@ -65,6 +71,8 @@ def export_bundle(
         "config": getattr(model, "sam2_quant_config", None),
         "image_size": image_size,
         "recipe": state.recipe.name if state is not None else None,
+        # the full recipe, so `validate` can rebuild the reference from any recipe file, shipped or not
+        "recipe_spec": state.recipe.to_dict() if state is not None else None,
         "weight_format": weight_format,
         "opset": opset,
         "multimask": multimask,

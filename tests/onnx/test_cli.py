@@ -74,3 +74,40 @@ def test_bad_inputs_exit_2(tmp_path, caplog) -> None:  # type: ignore[no-untyped
         == 2
     )
     assert "opset >= 21" in caplog.text
+
+
+@pytest.mark.slow
+def test_cuda_profile_with_a_recipe_file_validates(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # A recipe that is not shipped (as CDPQ writes them): the manifest carries it, so validate can rebuild
+    # the PyTorch reference; the CUDA profile adds fp16 MatMulNBits graphs, parity-checked on CPU EP.
+    from sam2_quant_plugin.recipe import load_recipe, save_recipe
+    from sam2_quant_plugin.recipe.schema import Recipe
+
+    mine = Recipe.from_dict({**load_recipe("w8_weight_only").to_dict(), "name": "my-searched-recipe"})
+    path = save_recipe(mine, tmp_path / "recipe.yaml")
+    out = tmp_path / "bundle"
+    args = [
+        "export",
+        "--profile",
+        "cuda_int4_fp16",
+        "--recipe",
+        str(path),
+        "--image-size",
+        "256",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["recipe"] == "my-searched-recipe"
+    assert set(manifest["files"]) == {"encoder", "decoder", "encoder_fp16", "decoder_fp16"}
+    img = str(bundled_images()[0])
+    assert (
+        main(
+            ["validate", "--onnx-dir", str(out), "--repeats", "1", "--points-per-side", "2", "--images", img]
+        )
+        == 0
+    )
+    report = json.loads((out / "report.json").read_text())
+    assert report["passed"] is True
+    assert report["parity"]["fp16"]["embed_cosine"] > 0.999
