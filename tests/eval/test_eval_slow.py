@@ -11,6 +11,9 @@ import torch
 
 from sam2_quant_plugin.api import freeze, prepare_qat
 from sam2_quant_plugin.calibrate import calibrate
+from sam2_quant_plugin.eval.baselines.base import BuildContext
+from sam2_quant_plugin.eval.baselines.onnx_encoder import OrtImageEncoder
+from sam2_quant_plugin.eval.baselines.recipe_onnx import RecipeOnnxMethod
 from sam2_quant_plugin.eval.pipeline import run_eval
 from sam2_quant_plugin.eval.report import COLUMNS, table_rows
 from sam2_quant_plugin.eval.video import build_video_reference, default_video_dir, score_video
@@ -57,3 +60,12 @@ def test_video_propagation(tiny_sam2: torch.nn.Module, tmp_path: Path, photos: l
     res = score_video(ref, tiny_sam2, freeze(q))
     assert len(res["per_frame_iou"]) == 3
     assert 0.9 <= res["j_mean"] <= 1.0
+    # the deployed twin: the exported encoder runs in onnxruntime inside SAM 2's video code
+    work = tmp_path / "work"
+    work.mkdir()
+    built = RecipeOnnxMethod("w8a8-ort", "w8a8").make_student(BuildContext(tiny_sam2, photos, 256, work))
+    assert built.runtime == "onnxruntime"
+    assert isinstance(built.model.image_encoder, OrtImageEncoder)
+    ort_res = score_video(ref, tiny_sam2, built.model)
+    assert len(ort_res["per_frame_iou"]) == 3
+    assert abs(ort_res["j_mean"] - res["j_mean"]) < 0.02
