@@ -342,7 +342,7 @@ def test_shipped_recipes_never_use_fused_fake_quant(tiny_sam2: nn.Module) -> Non
 @pytest.mark.slow
 def test_shipped_w8a8_placement_on_tiny_sam2(tiny_sam2: nn.Module) -> None:
     # Inputs are quantized only where onnxruntime has an int8 kernel (Linear); w8a8_fidelity also leaves
-    # the three stage-transition projections' inputs float.
+    # block 0's and the three stage-transition projections' inputs float.
     def float_input_layers(key: str) -> dict[str, str]:
         plans = quant_state(prepare_qat(tiny_sam2, key)).plans
         assert all(p.weight_bits == 8 for p in plans.values()), key
@@ -355,4 +355,7 @@ def test_shipped_w8a8_placement_on_tiny_sam2(tiny_sam2: nn.Module) -> None:
     }
     assert set(float_input_layers("w8a8")) == convs
     transitions = {f"image_encoder.trunk.blocks.{i}.proj" for i in (1, 3, 10)}
-    assert set(float_input_layers("w8a8_fidelity")) == convs | transitions
+    block0 = {
+        f"image_encoder.trunk.blocks.0.{n}" for n in ("attn.qkv", "attn.proj", "mlp.layers.0", "mlp.layers.1")
+    }
+    assert set(float_input_layers("w8a8_fidelity")) == convs | transitions | block0

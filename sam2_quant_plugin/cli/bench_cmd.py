@@ -42,7 +42,8 @@ NOTES = [
     "without VNNI; on VNNI CPUs (like the one above) `w8a8` has no saturation either.",
     "- Conv2d layers (patch embedding, neck) are weight-only in every W8A8 recipe: without an output Q "
     "the CPU EP runs them as DequantizeLinear + float Conv, so an input Q/DQ would only cost fidelity. "
-    "`w8a8-fidelity` also keeps the inputs of the three stage-transition projections float.",
+    "`w8a8-fidelity` also keeps the inputs of block 0 and of the three stage-transition projections float "
+    "(7 of 51 Linears off the int8 kernel).",
     "- With random-init weights the metric is touchy: the float model itself scores mask IoU ~0.996 against "
     "itself when Gaussian noise of 0.01 (about 0.6 grey levels) is added to its input "
     "(`sam2-quant eval`, row `float-input-noise-0.01`).",
