@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from torch import nn
@@ -144,7 +144,7 @@ def _plan_with_current_bits(model: nn.Module, plan: LayerPlan) -> LayerPlan:
         w = w.with_bits(wfq.bits)
     if a is not None and afq is not None:
         a = a.with_bits(afq.bits)
-    return LayerPlan(plan.name, plan.type_name, w, a, plan.matched_by, plan.params)
+    return replace(plan, weight=w, activation=a)
 
 
 def current_recipe(model: nn.Module, name: str | None = None) -> Recipe:

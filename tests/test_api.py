@@ -30,6 +30,8 @@ from sam2_quant_plugin.recipe import (
     load_recipe,
     shipped_recipes,
 )
+from sam2_quant_plugin.recipe.resolve import resolve
+from sam2_quant_plugin.recipe.table import plan_totals
 from sam2_quant_plugin.torchao_adapter import QAT_TYPES
 from tests._utils import TINY_LAYERS, make_tiny_sam2_like, tiny_input
 
@@ -265,6 +267,11 @@ def test_weight_bits_summary_average() -> None:
     assert onnx["weight_bytes"] == pytest.approx(sum(stored[bits[n]] * numel[n] for n in numel) / 8)
     with pytest.raises(ValueError, match="storage='zip' is unknown"):
         weight_bits_summary(qmodel, storage="zip")
+    # `inspect`'s totals (from the resolved plans, before prepare) count on the same basis
+    totals = plan_totals(resolve(make_tiny_sam2_like(), load_recipe("mixed")))
+    assert totals["quantized_weight_params"] == s["quantized_params"]
+    assert totals["avg_weight_bits"] == pytest.approx(s["avg_weight_bits"])
+    assert totals["weight_bytes"] == pytest.approx(s["weight_bytes"])
 
 
 def test_activation_only_layer() -> None:

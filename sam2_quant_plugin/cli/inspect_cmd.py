@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
                 "w_bits": p.weight_bits,
                 "a_bits": p.activation_bits,
                 "params": p.params,
+                "weight_params": p.weight_params,
                 "rule": p.matched_by,
             }
             for p in plans.values()

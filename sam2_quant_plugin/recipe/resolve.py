@@ -33,7 +33,8 @@ class LayerPlan:
     weight: QuantSpec | None
     activation: QuantSpec | None
     matched_by: str
-    params: int
+    params: int  # all of the layer's own parameters (weight + bias)
+    weight_params: int = 0  # the weight alone: what weight bits apply to (biases stay float)
 
     @property
     def quantized(self) -> bool:
@@ -109,7 +110,9 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
         else:
             continue
         params = sum(p.numel() for p in mod.parameters(recurse=False))
-        plans[name] = LayerPlan(name, tname, rule.weight, rule.activation, matched_by, params)
+        plans[name] = LayerPlan(
+            name, tname, rule.weight, rule.activation, matched_by, params, int(mod.weight.numel())
+        )
 
     for rule, rx in compiled:
         if not any(rx.fullmatch(n) for n in layers):

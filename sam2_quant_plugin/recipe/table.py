@@ -14,10 +14,14 @@ def _bits(spec_bits: int | None, learnable: bool) -> str:
 
 
 def plan_totals(plans: Mapping[str, LayerPlan]) -> dict[str, float]:
-    """Parameter-weighted average weight bits over quantized weights, and the bytes they take."""
+    """Parameter-weighted average weight bits over quantized weights, and the bytes they take.
+
+    Counts weight tensors only (biases stay float in every export), the same basis as
+    :func:`sam2_quant_plugin.api.weight_bits_summary` on the prepared model.
+    """
     q = [p for p in plans.values() if p.weight is not None]
-    params = sum(p.params for p in q)
-    bits = sum(p.params * p.weight.bits for p in q)
+    params = sum(p.weight_params for p in q)
+    bits = sum(p.weight_params * p.weight.bits for p in q)
     return {
         "layers": len(plans),
         "quantized_weight_params": params,

@@ -28,8 +28,9 @@ def test_inspect_json_totals_match_rows(capsys: pytest.CaptureFixture[str]) -> N
     data = json.loads(capsys.readouterr().out)
     rows = data["layers"]
     assert len(rows) == 56  # 51 Linear + 5 Conv2d in tiny's image encoder
-    avg = sum(r["params"] * r["w_bits"] for r in rows) / sum(r["params"] for r in rows)
+    avg = sum(r["weight_params"] * r["w_bits"] for r in rows) / sum(r["weight_params"] for r in rows)
     assert data["totals"]["avg_weight_bits"] == pytest.approx(avg)
+    assert all(r["weight_params"] < r["params"] for r in rows)  # every layer has a bias, counted apart
     assert {r["w_bits"] for r in rows if r["type"] == "Conv2d"} == {8}
 
 
