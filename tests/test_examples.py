@@ -41,3 +41,18 @@ def test_export_and_infer_onnx_example(tmp_path: Path) -> None:
     assert {"encoder.onnx", "decoder.onnx", "manifest.json", "truck_mask.png"} <= {
         p.name for p in bundle.iterdir()
     }
+
+
+@pytest.mark.slow
+def test_cdpq_to_cuda_onnx_example(tmp_path: Path) -> None:
+    proc = _run("cdpq_to_cuda_onnx.py", "--image-size", "128", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = tmp_path.iterdir()
+    assert {"encoder.onnx", "encoder_fp16.onnx", "decoder_fp16.onnx", "manifest.json"} <= {
+        p.name for p in (run / "onnx").iterdir()
+    }
+    (search,) = [p for p in run.iterdir() if p.name.endswith("_example")]
+    assert (search / "recipe.yaml").is_file()
+    assert (search / "probes.jsonl").is_file()
+    assert "fp16 ONNX" in proc.stderr
+    assert "RANDOM-INIT" in proc.stderr
