@@ -27,6 +27,7 @@ VARIANTS = {
     "w8a8-fidelity": ("w8a8_fidelity", "int8", 17, ""),
     "w8a8-cpu": ("w8a8_cpu", "int8", 17, ""),
     "mixed-int4": ("mixed", "int4", 21, ""),
+    "mixed-nbits-fp16": ("mixed", "matmulnbits", 17, "_fp16"),
 }
 
 
@@ -50,6 +51,9 @@ NOTES = [
     "- `mixed-int4` is weight-only (4-bit MLPs, 6-bit qkv, 8-bit rest) with 4-bit codes stored as INT4 "
     "initializers (opset 21): it shows the file-size reduction; on CPU EP it runs as DequantizeLinear + "
     "float MatMul. `--weight-format matmulnbits` gives onnxruntime's `MatMulNBits` kernels.",
+    "- `mixed-nbits-fp16` is the CUDA EP form of the same recipe (`--profile cuda_int4_fp16`): every Linear "
+    "a `MatMulNBits` (4-bit codes where they fit, else 8), fp16 activations and block scales. Compare it "
+    "with `fp16` on the CUDA EP; on the CPU EP fp16 graphs run slower than float32.",
 ]
 
 
