@@ -18,6 +18,10 @@ class BitsError(RecipeError):
     """A bit width is outside the supported range (2..8)."""
 
 
+class ConfigError(Sam2QuantError, ValueError):
+    """A run configuration (e.g. CDPQ's ladder, budget or mode) is inconsistent or unknown."""
+
+
 class ModelConfigError(Sam2QuantError, ValueError):
     """An unknown SAM 2 config name was given."""
 

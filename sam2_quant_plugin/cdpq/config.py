@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..errors import ConfigError
 from ..numerics import STORAGE_MODES
 
 
@@ -86,7 +87,7 @@ class CDPQConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown CDPQ config key(s) {unknown}; known: {sorted(known)}")
+            raise ConfigError(f"unknown CDPQ config key(s) {unknown}; known: {sorted(known)}")
         d = dict(d)
         if isinstance(d.get("weights"), dict):
             d["weights"] = LossWeights(**d["weights"])
@@ -98,15 +99,24 @@ class CDPQConfig:
     def __post_init__(self) -> None:
         lad = tuple(int(b) for b in self.ladder)
         if not lad or list(lad) != sorted(set(lad), reverse=True) or not 2 <= lad[-1] <= lad[0] <= 8:
-            raise ValueError(f"ladder {self.ladder} must be strictly decreasing bit widths within 8..2")
+            raise ConfigError(
+                f"ladder {self.ladder} must be strictly decreasing bit widths within 8..2, "
+                "e.g. 8 4 2 or 8 6 4 3 2"
+            )
         self.ladder = lad
         self.target_roots = tuple(self.target_roots)
         if self.order_by not in ("confidence", "probe"):
-            raise ValueError(f"order_by={self.order_by!r}; use 'confidence' or 'probe'")
+            raise ConfigError(f"order_by={self.order_by!r}; use 'confidence' or 'probe'")
         if self.storage not in STORAGE_MODES:
-            raise ValueError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
+            raise ConfigError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
         if self.mode not in ("search", "differentiable"):
-            raise ValueError(f"mode={self.mode!r}; use 'search' or 'differentiable'")
+            raise ConfigError(f"mode={self.mode!r}; use 'search' or 'differentiable'")
+        if self.target_bytes is not None and self.storage == "onnx" and min(lad) > 4:
+            raise ConfigError(
+                f"target_bytes with storage='onnx' and ladder {lad}: the export stores every width above 4 "
+                "bits as int8, so no step on this ladder saves a byte and the budget cannot be met. Fix: "
+                "add 4 (or lower) to the ladder, or count packed bits with storage='packed'."
+            )
 
     @property
     def same_architecture(self) -> bool:

@@ -99,3 +99,19 @@ def test_run_main_job_writes_fresh_run_folder(tmp_path: Path) -> None:
     assert 0.9 < report["fidelity_vs_float_torch"]["mask_iou"] <= 1.0
     assert (runs[0] / "recipe.yaml").is_file()
     assert (runs[0] / "frozen_state_dict.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ladder", "9", "4"], "strictly decreasing"),
+        (["--ladder", "8", "6", "--target-mb", "10"], "no step on this ladder saves a byte"),
+    ],
+)
+def test_cdpq_bad_config_exits_2_before_writing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, args: list[str], message: str
+) -> None:
+    assert main(["cdpq", *args, "--out", str(tmp_path / "runs")]) == 2
+    assert message in caplog.text
+    assert "Traceback" not in caplog.text
+    assert not (tmp_path / "runs").exists()
