@@ -146,3 +146,11 @@ def test_recipe_rebuilds_the_searched_weights(tmp_path: Path) -> None:
         with torch.no_grad():
             rebuilt = layer.weight_fake_quant(layer.weight)  # observer on: the recipe's MSE clip search
         torch.testing.assert_close(rebuilt, searched[f"{name}.weight"], rtol=0, atol=1e-6)
+
+
+def test_unmet_budget_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = toy_config(target_avg_bits=2.0, ladder=(8, 4), impact_threshold=1e9, rounds=0)
+    with caplog.at_level("WARNING", logger="sam2_quant_plugin.cdpq"):
+        summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert summary["stop_reason"] == "every candidate at the ladder's bottom"
+    assert "before meeting the budget" in caplog.text
