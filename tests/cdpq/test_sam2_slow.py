@@ -84,3 +84,27 @@ def test_bigger_teacher_uses_output_kd_only(caplog: pytest.LogCaptureFixture) ->
         s = build_session(cfg)
     assert s.cache.layers == []
     assert "only stage-level" in caplog.text
+
+
+def test_byte_budget_matches_the_exported_onnx(teacher: torch.nn.Module, tmp_path: Path) -> None:
+    # The budget counts weights as the ONNX export stores them: the searched recipe, exported, holds
+    # exactly the bytes the search counted, and no more than the budget.
+    import onnx
+
+    from sam2_quant_plugin import calibrate, freeze, load_recipe, prepare_qat
+    from sam2_quant_plugin.onnx import weight_bytes
+    from sam2_quant_plugin.onnx.export import export_backbone
+
+    budget = 5.0e6  # the 4 Linears of block 11 hold 7.08 M weights: 7.08 MB as int8
+    cfg = _cfg(
+        target_roots=("image_encoder.trunk.blocks.11",), ladder=(8, 4), order_by="probe", target_bytes=budget
+    )
+    summary = run_cdpq(cfg, tmp_path, progress=False, teacher=teacher)
+    assert summary["stop_reason"] == "budget reached"
+    assert sorted(set(summary["bits"].values())) == [4, 8]
+    recipe = load_recipe(Path(summary["run_dir"]) / "recipe.yaml")
+    frozen = freeze(calibrate(prepare_qat(teacher, recipe), image_size=SIZE, progress=False))
+    path = export_backbone(frozen, tmp_path / "enc.onnx", image_size=SIZE, opset=21, weight_format="int4")
+    stored = weight_bytes(onnx.load(str(path)))
+    assert set(stored) == set(summary["bits"])
+    assert sum(stored.values()) == summary["size"]["onnx_weight_bytes"] <= budget
