@@ -25,7 +25,7 @@ from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
 from ..numerics import STORAGE_MODES
 from ..sam2.build import build_sam2_model
 from ..sam2.preprocess import bundled_images, bundled_video_frames, load_image
-from .config import CDPQConfig
+from .config import ORDERS, CDPQConfig
 from .package import build_package, package_to_checkpoint
 from .run import run_cdpq
 from .session import load_batches
@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=1, help="KD recovery rounds (each after a reduction pass)")
     p.add_argument("--impact-threshold", type=float, default=0.002)
     p.add_argument("--confidence", default="mean")
-    p.add_argument("--order-by", choices=("confidence", "probe"), default="confidence")
+    p.add_argument("--order-by", choices=ORDERS, default="confidence")
     p.add_argument("--sensitivity", default=None, help="grad_norm | fisher | hutchinson")
     p.add_argument("--eval-frames", type=int, default=8)
     p.add_argument("--points-per-side", type=int, default=8)

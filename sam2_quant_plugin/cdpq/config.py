@@ -8,6 +8,9 @@ from typing import Any
 from ..errors import ConfigError
 from ..numerics import STORAGE_MODES
 
+#: candidate orders per pass: the confidence heuristic, or probes (measured loss rise per byte saved)
+ORDERS = ("confidence", "probe")
+
 
 @dataclass
 class LossWeights:
@@ -105,8 +108,8 @@ class CDPQConfig:
             )
         self.ladder = lad
         self.target_roots = tuple(self.target_roots)
-        if self.order_by not in ("confidence", "probe"):
-            raise ConfigError(f"order_by={self.order_by!r}; use 'confidence' or 'probe'")
+        if self.order_by not in ORDERS:
+            raise ConfigError(f"order_by={self.order_by!r}; use one of {ORDERS}")
         if self.storage not in STORAGE_MODES:
             raise ConfigError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
         if self.mode not in ("search", "differentiable"):
@@ -117,6 +120,11 @@ class CDPQConfig:
                 "bits as int8, so no step on this ladder saves a byte and the budget cannot be met. Fix: "
                 "add 4 (or lower) to the ladder, or count packed bits with storage='packed'."
             )
+
+    @property
+    def has_budget(self) -> bool:
+        """A size budget (average bits or bytes) is set: the search runs until it is met."""
+        return self.target_avg_bits is not None or self.target_bytes is not None
 
     @property
     def same_architecture(self) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 
 from .session import Session
-from .student import weight_quantizers
+from .student import set_layer_bits, weight_quantizers
 from .train import evaluate
 
 
@@ -41,3 +42,19 @@ class EvalMirror:
     def loss(self) -> float:
         s = self.s
         return evaluate(self.model, s.cache, s.task, s.val, s.cfg.weights)[0]
+
+    def trial(self, name: str, bits: int) -> tuple[float, Callable[[], None]]:
+        """Lower layer ``name`` of the student to ``bits`` (refit as configured) and score it here.
+
+        Returns the validation loss and an ``undo`` that restores the layer's quantizer (and this mirror).
+        """
+        fq = weight_quantizers(self.s.student)[name]
+        snapshot = {k: v.clone() for k, v in fq.state_dict().items()}
+        set_layer_bits(self.s.student, name, bits, refit=self.s.cfg.refit_scale)
+        self.sync_layer(name)
+
+        def undo() -> None:
+            fq.load_state_dict(snapshot)
+            self.sync_layer(name)
+
+        return self.loss(), undo

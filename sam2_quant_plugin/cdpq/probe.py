@@ -16,7 +16,7 @@ from ..numerics import storage_bits
 from .artifacts import append_jsonl
 from .mirror import EvalMirror
 from .session import Session
-from .student import next_rung, set_layer_bits, weight_quantizers
+from .student import next_rung, weight_quantizers
 
 log = logging.getLogger(__name__)
 PROBES = "probes.jsonl"
@@ -46,18 +46,14 @@ def probe_order(
     fqs = weight_quantizers(s.student)
     scores: dict[str, float] = {}
     for layer in candidates:
-        fq = fqs[layer]
-        old = fq.bits
+        old = fqs[layer].bits
         new = next_rung(old, cfg.ladder)
         if new is None:
             continue
         saved = bytes_saved(s.student.get_submodule(layer).weight.numel(), old, new, storage)
-        snapshot = {k: v.clone() for k, v in fq.state_dict().items()}
-        set_layer_bits(s.student, layer, new, refit=cfg.refit_scale)
-        mirror.sync_layer(layer)
-        rise = mirror.loss() - ref_loss
-        fq.load_state_dict(snapshot)
-        mirror.sync_layer(layer)
+        loss, undo = mirror.trial(layer, new)
+        undo()
+        rise = loss - ref_loss
         scores[layer] = rise / (saved / 1e6) if saved > 0 else float("inf")
         if run_dir is not None:
             record = {"pass": pass_no, "layer": layer, "from_bits": old, "bits": new, "rise": rise}

@@ -88,8 +88,7 @@ def run_cdpq(
             state = run_search(s, run_dir, resume=resuming, sensitivity=sens, progress=progress)
             if state.phase != "done":
                 return {"run_dir": str(run_dir), "interrupted": True, "attempts": state.attempts}
-            budget = cfg.target_avg_bits is not None or cfg.target_bytes is not None
-            if budget and state.stop_reason != "budget reached":
+            if cfg.has_budget and state.stop_reason != "budget reached":
                 log.warning(
                     "the search stopped (%s) before meeting the budget; the recipe is larger than asked. "
                     "Fix: a ladder with lower rungs, more max_passes, or a larger budget",

@@ -20,7 +20,7 @@ from typing import Any
 from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
 from ..sam2.build import build_sam2_model
 from .benchmark import add_model_arguments, script_main
-from .config import CDPQConfig
+from .config import ORDERS, CDPQConfig
 from .run import run_cdpq
 from .session import load_batches
 
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ladder", type=int, nargs="+", default=[8, 4, 2])
     p.add_argument("--target-bits", type=float, default=4.0)
     p.add_argument("--impact-threshold", type=float, default=0.002)
-    p.add_argument("--order-by", choices=("confidence", "probe"), default="confidence")
+    p.add_argument("--order-by", choices=ORDERS, default="confidence")
     p.add_argument("--out", default="runs")
     return p
 

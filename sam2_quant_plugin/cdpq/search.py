@@ -23,7 +23,7 @@ from .confidence import order_candidates
 from .mirror import EvalMirror
 from .probe import probe_order
 from .session import Session
-from .student import bits_map, next_rung, set_layer_bits, weight_quantizers
+from .student import bits_map, next_rung, weight_quantizers
 from .task import TaskModule
 from .train import evaluate, kd_epoch, make_optimizer
 
@@ -36,10 +36,6 @@ def budget_met(s: Session) -> bool:
     if cfg.target_avg_bits is not None and summary["avg_weight_bits"] <= cfg.target_avg_bits + 1e-9:
         return True
     return cfg.target_bytes is not None and summary["weight_bytes"] <= cfg.target_bytes
-
-
-def _has_budget(s: Session) -> bool:
-    return s.cfg.target_avg_bits is not None or s.cfg.target_bytes is not None
 
 
 def _reducible(s: Session) -> list[str]:
@@ -103,21 +99,16 @@ def _start_pass(
 
 
 def _attempt(s: Session, state: SearchState, layer: str, run_dir: Path | None, mirror: EvalMirror) -> bool:
-    fq = weight_quantizers(s.student)[layer]
-    old = fq.bits
+    old = weight_quantizers(s.student)[layer].bits
     new = next_rung(old, s.cfg.ladder)
     if new is None:
         return False
     t0 = time.perf_counter()
-    snapshot = {k: v.clone() for k, v in fq.state_dict().items()}
-    set_layer_bits(s.student, layer, new, refit=s.cfg.refit_scale)
-    mirror.sync_layer(layer)
-    loss = mirror.loss()
+    loss, undo = mirror.trial(layer, new)
     rise = loss - state.ref_loss
     accepted = ddp.agree(rise <= state.threshold)
     if not accepted:
-        fq.load_state_dict(snapshot)
-        mirror.sync_layer(layer)
+        undo()
         state.min_rise = min(state.min_rise, rise)
     state.attempts += 1
     summary = weight_bits_summary(s.student)
@@ -163,12 +154,12 @@ def _end_pass(s: Session, state: SearchState) -> None:
         state.stop_reason = "every candidate at the ladder's bottom"
     elif state.passes_done >= cfg.max_passes:
         state.stop_reason = f"max_passes={cfg.max_passes}"
-    elif state.accepted_in_pass == 0 and not _has_budget(s) and state.rounds_done >= cfg.rounds:
+    elif state.accepted_in_pass == 0 and not s.cfg.has_budget and state.rounds_done >= cfg.rounds:
         state.stop_reason = "no layer accepted a lower width"
     if state.stop_reason:
         state.phase = "done"
         return
-    if state.accepted_in_pass == 0 and _has_budget(s):
+    if state.accepted_in_pass == 0 and s.cfg.has_budget:
         # grow the threshold, at least to the cheapest rejected drop, so every such pass makes progress
         state.threshold = max(state.threshold * cfg.threshold_growth, state.min_rise)
         log.info("budget not met and nothing accepted: threshold -> %.4g", state.threshold)

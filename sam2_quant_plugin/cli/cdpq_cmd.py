@@ -11,7 +11,7 @@ import logging
 
 from ..cdpq import ddp
 from ..cdpq.confidence import heuristics
-from ..cdpq.config import CDPQConfig
+from ..cdpq.config import ORDERS, CDPQConfig
 from ..cdpq.run import run_cdpq
 from ..numerics import STORAGE_MODES
 from .common import add_model_arguments
@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confidence", default="mean", choices=heuristics())
     p.add_argument(
         "--order-by",
-        choices=("confidence", "probe"),
+        choices=ORDERS,
         default="confidence",
         help="candidate order per pass: the confidence heuristic, or probe (loss rise per byte saved)",
     )
