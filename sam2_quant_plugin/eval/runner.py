@@ -28,10 +28,9 @@ class _Timer:
         self.ctx, self.x, self.repeats = ctx, ref.images[0].x, repeats
 
     def _ort(self, built: BuiltStudent, provider: str) -> tuple[float, float]:
-        ref = built.float_onnx or self.ctx.float_onnx
         opt = built.ort_optimize  # the float reference runs at the same optimisation level
         return paired(
-            ort_runner(ref, self.x, provider, optimize=opt),
+            ort_runner(self.ctx.float_onnx, self.x, provider, optimize=opt),
             ort_runner(built.onnx_path, self.x, provider, optimize=opt),
             repeats=self.repeats,
         )

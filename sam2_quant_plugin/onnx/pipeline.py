@@ -61,7 +61,7 @@ def export_bundle(
             multimask=multimask,
         ),
     }
-    if fp16:  # float or weight-only graphs only; to_fp16 names the activation quantizers otherwise
+    if fp16:  # float or weight-only graphs (checked above, before anything was written)
         files["encoder_fp16"] = to_fp16(files["encoder"], out / "encoder_fp16.onnx")
         files["decoder_fp16"] = to_fp16(files["decoder"], out / "decoder_fp16.onnx")
     weights = str(getattr(model, "sam2_quant_weights", "unknown"))

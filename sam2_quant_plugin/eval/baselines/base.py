@@ -64,7 +64,6 @@ class BuiltStudent:
     onnx_path: Path | None = None
     notes: str = ""
     ort_optimize: bool = True  # False: the row runs (and is timed) with ORT_DISABLE_ALL
-    float_onnx: Path | None = None  # latency reference for ``onnx_path`` (default: the context's float ONNX)
     timed: bool = True  # False for reference rows whose speed means nothing (e.g. the input-noise floor)
 
 

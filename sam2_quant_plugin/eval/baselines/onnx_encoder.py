@@ -61,12 +61,21 @@ class OrtImageEncoder(nn.Module):
 
 
 def ort_built_student(
-    teacher: nn.Module, path: Path, *, a_bits: int | None, optimize: bool = True, notes: str = ""
+    teacher: nn.Module,
+    path: Path,
+    *,
+    a_bits: int | None,
+    optimize: bool = True,
+    notes: str = "",
+    avg_w_bits: float | None = None,
 ) -> BuiltStudent:
-    """The table row of an encoder ONNX file run in onnxruntime inside a copy of ``teacher``."""
+    """The table row of an encoder ONNX file run in onnxruntime inside a copy of ``teacher``.
+
+    ``avg_w_bits`` None: read from the graph (:func:`onnx_weight_bits`).
+    """
     return BuiltStudent(
         model=ort_student(teacher, make_session(path, optimize=optimize)),
-        avg_w_bits=onnx_weight_bits(path),
+        avg_w_bits=onnx_weight_bits(path) if avg_w_bits is None else avg_w_bits,
         a_bits=a_bits,
         size_bytes=path.stat().st_size,
         size_kind="onnx file",

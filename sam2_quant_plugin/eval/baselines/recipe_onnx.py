@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ...api import weight_bits_summary
 from ...recipe import Recipe
 from .base import BuildContext, BuiltStudent, Method
 from .onnx_encoder import ort_built_student
-from .torch_recipe import RecipeMethod, activation_bits
+from .torch_recipe import RecipeMethod
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,8 @@ class RecipeOnnxMethod(Method):
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
         from ...onnx.export import export_backbone
 
-        frozen = self._torch.make_student(ctx).model
+        torch_row = self._torch.make_student(ctx)  # prepare + calibrate + freeze
+        frozen = torch_row.model
         low = min((p.weight_bits or 8) for p in frozen.sam2_quant_state.plans.values())
         fmt, opset = ("int4", 21) if low <= 4 else ("int8", 17)
         path = export_backbone(
@@ -41,11 +41,10 @@ class RecipeOnnxMethod(Method):
             opset=opset,
             weight_format=fmt,
         )
-        built = ort_built_student(
+        return ort_built_student(
             ctx.teacher,
             path,
-            a_bits=activation_bits(frozen),
+            a_bits=torch_row.a_bits,
             notes=f"sam2_quant export, {fmt} weights, opset {opset}; latency vs the float export",
+            avg_w_bits=torch_row.avg_w_bits,  # nominal bits, as the torch row
         )
-        built.avg_w_bits = weight_bits_summary(frozen)["avg_weight_bits"]  # nominal bits, as the torch row
-        return built
