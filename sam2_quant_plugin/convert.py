@@ -86,6 +86,11 @@ def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
             setattr(parent, attr, _float_twin(mod))
             n_folded += 1
             continue
+        if getattr(mod.weight_fake_quant, "group_size", 0):
+            raise ValueError(
+                f"{name}: torch int8 kernels take per-channel weights, not per_group ones; export this "
+                "recipe to ONNX (MatMulNBits / DequantizeLinear) or make the layer's weight per_channel"
+            )
         quant = _input_quantize(getattr(mod, INPUT_FQ))
         for key, hook in list(mod._forward_pre_hooks.items()):
             if hook is _quantize_input:

@@ -90,6 +90,29 @@ def reduce_minmax(x: torch.Tensor, ch_axis: int | None) -> tuple[torch.Tensor, t
     return flat.min(dim=1).values, flat.max(dim=1).values
 
 
+def to_groups(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """``x [N, ...]`` -> ``[N * K / group_size, group_size]``, K = elements per output channel.
+
+    Group-wise quantization is per-channel quantization along axis 0 of this view: row
+    ``n * (K / g) + j`` holds elements ``j*g .. (j+1)*g - 1`` of output channel ``n``.
+    """
+    k = x[0].numel() if x.dim() > 1 else x.numel()
+    if x.dim() < 2 or k % group_size:
+        raise ValueError(
+            f"a weight of shape {tuple(x.shape)} has {k} elements per output channel, not a multiple of "
+            f"group_size={group_size}; use granularity: per_channel for this layer or another group_size"
+        )
+    return x.reshape(-1, group_size)
+
+
+def check_group_size(group_size: int) -> int:
+    """``group_size`` if it is a power of two in [16, 256] (the sizes MatMulNBits blocks take)."""
+    g = int(group_size)
+    if isinstance(group_size, bool) or g != group_size or g < 16 or g > 256 or g & (g - 1):
+        raise ValueError(f"group_size={group_size!r} must be a power of two in 16..256 (e.g. 32, 64, 128)")
+    return g
+
+
 def channel_view(t: torch.Tensor, x: torch.Tensor, ch_axis: int | None) -> torch.Tensor:
     """Reshape a per-channel vector ``t`` so it broadcasts against ``x`` along ``ch_axis``."""
     if ch_axis is None or t.numel() == 1:

@@ -34,6 +34,7 @@ def fake_quant_factory(spec: QuantSpec, *, ch_axis: int = 0) -> Callable[..., Le
         narrow_range=spec.narrow_range,
         per_channel=spec.per_channel,
         ch_axis=ch_axis,
+        group_size=spec.group_size or 0,
         **dict(spec.observer_args),
     )
 

@@ -52,7 +52,9 @@ def _vanilla(args: argparse.Namespace, package: dict[str, Any], path: Path) -> n
 
 
 def uniform(args: argparse.Namespace, teacher: nn.Module, batches: list, bits: int, refit: bool) -> nn.Module:
-    student = prepare_student(teacher, batches, sam2_task, target_roots=("image_encoder",))
+    student = prepare_student(
+        teacher, batches, sam2_task, target_roots=("image_encoder",), group_size=args.group_size
+    )
     for name in weight_quantizers(student):
         set_layer_bits(student, name, bits, refit=refit)
     return student
@@ -79,6 +81,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         target_avg_bits=None if args.target_mb else args.target_bits,
         target_bytes=args.target_mb * 1e6 if args.target_mb else None,
         storage=args.storage,
+        group_size=args.group_size,
         impact_threshold=args.impact_threshold,
         sensitivity=args.sensitivity,
         confidence=args.confidence,
@@ -148,7 +151,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"# CDPQ benchmark ({result['config']}, {result['image_size']} px, weights: {result['weights']})",
         "",
         "Mask IoU vs the float teacher (point grid, degenerate teacher masks left out); size: image encoder",
-        "= packed quantized weights + fp32 per-channel scales + float biases/norms/position embeddings;",
+        "= packed quantized weights + fp32 scales (per channel, or per group with --group-size) + float",
+        "biases/norms/position embeddings;",
         "ONNX MB: the same with weights as the int4 export stores them (INT4 up to 4 bits, int8 above).",
         "",
         "| model | IoU video frames (held out) | IoU photos | avg weight bits | size MB | ONNX MB "
@@ -189,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--uniform-bits", type=int, default=None, help="uniform baseline (default: CDPQ's average)"
     )
     p.add_argument("--ladder", type=int, nargs="+", default=[8, 6, 4, 3, 2])
+    p.add_argument("--group-size", type=int, default=None, help="per-group weight scales on Linears")
     p.add_argument("--rounds", type=int, default=1, help="KD recovery rounds (each after a reduction pass)")
     p.add_argument("--impact-threshold", type=float, default=0.002)
     p.add_argument("--confidence", default="mean")

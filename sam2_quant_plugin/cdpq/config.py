@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import ConfigError
-from ..numerics import STORAGE_MODES
+from ..numerics import STORAGE_MODES, check_group_size
 
 #: candidate orders per pass: the confidence heuristic, or probes (measured loss rise per byte saved)
 ORDERS = ("confidence", "probe")
@@ -52,6 +52,9 @@ class CDPQConfig:
     target_roots: tuple[str, ...] = ("image_encoder",)
     ladder: tuple[int, ...] = (8, 4, 2)
     observer: str = "minmax"
+    # None: one scale per output channel; N: one per N consecutive inputs of a channel (Linear layers;
+    # convolutions stay per-channel), the block layout of MatMulNBits, so it costs no bytes there
+    group_size: int | None = None
     refit_scale: bool = True  # MSE clip search for the new range after each bit drop
     # KD training
     rounds: int = 2
@@ -108,6 +111,11 @@ class CDPQConfig:
             )
         self.ladder = lad
         self.target_roots = tuple(self.target_roots)
+        if self.group_size is not None:
+            try:
+                self.group_size = check_group_size(self.group_size)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         if self.order_by not in ORDERS:
             raise ConfigError(f"order_by={self.order_by!r}; use one of {ORDERS}")
         if self.storage not in STORAGE_MODES:

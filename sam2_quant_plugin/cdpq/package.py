@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..io.atomic import atomic_write
-from ..numerics import qrange, quantize_to_int
+from ..numerics import qrange, quantize_to_int, to_groups
 from .student import weight_quantizers
 
 log = logging.getLogger(__name__)
@@ -26,14 +26,16 @@ def _vanilla_key(key: str) -> bool:
 
 @torch.no_grad()
 def build_package(student: nn.Module, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Package of a prepared student: ``layers[name] = {codes (int8), scale, zero_point, bits, ch_axis}``."""
+    """Package of a prepared student: ``layers[name] = {codes (int8), scale, zero_point, bits, ch_axis,
+    group_size}`` (codes in the weight's shape; per-group scales index :func:`to_groups` rows)."""
     layers: dict[str, dict[str, Any]] = {}
     for name, fq in weight_quantizers(student).items():
         weight = student.get_submodule(name).weight.detach()
         scale, zp = fq.calculate_qparams()
         qmin, qmax = qrange(fq.bits, fq.signed, fq.narrow_range)
         axis = fq.ch_axis if fq.per_channel and scale.numel() > 1 else None
-        codes = quantize_to_int(weight, scale, zp, qmin, qmax, axis)
+        group = getattr(fq, "group_size", 0)
+        codes = quantize_to_int(fq.quant_view(weight), scale, zp, qmin, qmax, axis).reshape(weight.shape)
         if codes.min() < -128 or codes.max() > 127:
             raise ValueError(f"{name}: codes outside int8 ({fq.bits} bits, signed={fq.signed})")
         layers[name] = {
@@ -42,6 +44,7 @@ def build_package(student: nn.Module, meta: dict[str, Any] | None = None) -> dic
             "zero_point": zp.to(torch.int32).clone(),
             "bits": fq.bits,
             "ch_axis": axis,
+            "group_size": group,
         }
     quantized = {f"{n}.weight" for n in layers}
     rest = {
@@ -54,6 +57,9 @@ def build_package(student: nn.Module, meta: dict[str, Any] | None = None) -> dic
 
 def dequantize_layer(entry: dict[str, Any]) -> torch.Tensor:
     codes = entry["codes"].float()
+    if group := entry.get("group_size", 0):
+        flat = dequantize_layer({**entry, "codes": to_groups(codes, group), "group_size": 0})
+        return flat.reshape(codes.shape)
     axis = entry["ch_axis"]
     scale, zp = entry["scale"].float(), entry["zero_point"].float()
     if axis is None:

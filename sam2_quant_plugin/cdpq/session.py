@@ -75,6 +75,7 @@ def build_session(
         target_roots=cfg.target_roots,
         init_bits=init_bits,
         observer=cfg.observer,
+        group_size=cfg.group_size,
         learn_bits=cfg.mode == "differentiable",
     )
     candidates = sorted(weight_quantizers(student), key=list(dict(student.named_modules())).index)

@@ -21,14 +21,32 @@ from .task import Task
 log = logging.getLogger(__name__)
 
 
-def student_recipe(target_roots: Sequence[str], init_bits: int = 8, observer: str = "minmax") -> Recipe:
-    """Weight-only, per-channel, learnable in [2, 8] so that ``set_bits`` can move any layer anywhere."""
-    spec = weight_spec(bits=init_bits, learnable=True, min_bits=2, max_bits=8, observer=observer)
+def student_recipe(
+    target_roots: Sequence[str],
+    init_bits: int = 8,
+    observer: str = "minmax",
+    group_size: int | None = None,
+    has_convs: bool = True,
+) -> Recipe:
+    """Weight-only, learnable in [2, 8] so that ``set_bits`` can move any layer anywhere.
+
+    Per-channel scales, or with ``group_size`` per-group scales on every Linear (convolutions, e.g. the
+    7x7 patch embedding with 147 inputs per channel, keep per-channel scales through a ``type:Conv2d``
+    rule; ``has_convs=False`` leaves that rule out for models without convolutions).
+    """
+    base = {"bits": init_bits, "learnable": True, "min_bits": 2, "max_bits": 8, "observer": observer}
+    spec = weight_spec(**base)
+    rules: tuple[LayerRule, ...] = ()
+    if group_size:
+        rules = (LayerRule(match="type:Conv2d", weight=spec),) if has_convs else ()
+        spec = weight_spec(**base, granularity="per_group", group_size=group_size)
     return Recipe(
         name="cdpq-student",
-        description="CDPQ student: weight-only learnable bits in [2, 8]",
+        description="CDPQ student: weight-only learnable bits in [2, 8]"
+        + (f", {group_size}-wide weight groups on Linears" if group_size else ""),
         targets=tuple(target_roots),
         default=LayerRule(match="<default>", weight=spec, activation=None),
+        rules=rules,
     )
 
 
@@ -50,12 +68,16 @@ def prepare_student(
     init_bits: int = 8,
     observer: str = "minmax",
     learn_bits: bool = False,
+    group_size: int | None = None,
 ) -> nn.Module:
     """Deep-copied, prepared and calibrated student; only ``target_roots`` parameters train.
 
     ``learn_bits=False`` (search mode) freezes every bit offset: bits then move only by ``set_bits``.
     """
-    student = prepare_qat(float_model, student_recipe(target_roots, init_bits, observer))
+    roots = tuple(target_roots)
+    has_convs = any(isinstance(m, nn.Conv2d) and n.startswith(roots) for n, m in float_model.named_modules())
+    recipe = student_recipe(roots, init_bits, observer, group_size, has_convs)
+    student = prepare_qat(float_model, recipe)
 
     def loop(m: nn.Module) -> None:
         for b in batches:
@@ -84,7 +106,7 @@ def refit_scale(layer: nn.Module, fq: LearnableBitFakeQuantize, grid: int = REFI
     """Per-channel MSE-optimal clipping for the layer's current width (min-max ranges waste low bits)."""
     qmin, qmax = qrange(fq.bits, fq.signed, fq.narrow_range)
     axis = fq.ch_axis if fq.per_channel else None
-    lo, hi = mse_clip_search(layer.weight, qmin, qmax, axis, symmetric=fq.symmetric, grid=grid)
+    lo, hi = mse_clip_search(fq.quant_view(layer.weight), qmin, qmax, axis, symmetric=fq.symmetric, grid=grid)
     scale, zp = qparams_from_minmax(lo, hi, qmin, qmax, fq.symmetric)
     fq.scale.data = scale.reshape(fq.scale.shape) if scale.numel() == fq.scale.numel() else scale
     fq.zero_point.data = (

@@ -47,6 +47,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how --target-mb counts a weight: onnx = as exported (INT4 for <= 4 bits, int8 above), "
         "packed = at its exact width",
     )
+    p.add_argument(
+        "--group-size",
+        type=int,
+        default=None,
+        help="one weight scale per N inputs of a channel on Linear layers (MatMulNBits block layout, "
+        "e.g. 32); default: one per output channel",
+    )
     p.add_argument("--impact-threshold", type=float, default=0.01, help="max validation-loss rise per drop")
     p.add_argument("--confidence", default="mean", choices=heuristics())
     p.add_argument(
@@ -85,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "target_avg_bits": args.target_bits,
         "target_bytes": args.target_mb * 1e6 if args.target_mb else None,
         "storage": args.storage,
+        "group_size": args.group_size,
         "impact_threshold": args.impact_threshold,
         "confidence": args.confidence,
         "order_by": args.order_by,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..numerics import fake_quantize_exact, qrange
+from ..numerics import fake_quantize_exact, qrange, to_groups
 from ..torchao_adapter import FakeQuantizeBase
 
 
@@ -28,8 +28,10 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         narrow_range: bool = False,
         ch_axis: int | None = None,
         symmetric: bool = True,
+        group_size: int = 0,
     ) -> None:
         super().__init__()
+        self.group_size = int(group_size)
         self.bits, self.signed, self.narrow_range, self.symmetric = (
             int(bits),
             bool(signed),
@@ -64,13 +66,23 @@ class FrozenFakeQuantize(FakeQuantizeBase):
             raise ValueError(f"range [{qmin}, {qmax}] is not a {bits}-bit range")
         per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
         symmetric = fq.qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
-        frozen = cls(scale, zp, bits, signed, narrow, fq.ch_axis if per_channel else None, symmetric)
+        axis = fq.ch_axis if per_channel else None
+        frozen = cls(scale, zp, bits, signed, narrow, axis, symmetric, getattr(fq, "group_size", 0))
         frozen.fake_quant_enabled.copy_(fq.fake_quant_enabled)
         return frozen
+
+    def quant_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The tensor the scales index: ``x`` itself, or its ``[-1, group_size]`` group view."""
+        return to_groups(x, self.group_size) if self.group_size else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fake_quant_enabled[0] == 0:
             return x
+        if self.group_size:  # exports as Reshape -> Q -> [Clip] -> DQ (axis 0) -> Reshape
+            return self._quantize(to_groups(x, self.group_size)).reshape(x.shape)
+        return self._quantize(x)
+
+    def _quantize(self, x: torch.Tensor) -> torch.Tensor:
         return fake_quantize_exact(
             x,
             self.scale,
@@ -93,4 +105,5 @@ class FrozenFakeQuantize(FakeQuantizeBase):
     def extra_repr(self) -> str:
         return (
             f"bits={self.bits}, qrange=[{self.quant_min}, {self.quant_max}], per_channel={self.per_channel}"
+            + (f", group_size={self.group_size}" if self.group_size else "")
         )

@@ -24,6 +24,7 @@ from ..numerics import (
     grad_scale,
     qrange,
     qrange_tensor,
+    to_groups,
 )
 from ..observers.minmax import MinMaxRangeObserver
 from ..torchao_adapter import FakeQuantizeBase
@@ -34,7 +35,9 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
 
     Works inside torch.ao ``prepare_qat`` (accepts ``factory_kwargs``), with ``enable_observer`` /
     ``disable_fake_quant`` (uint8 flag buffers, DDP-safe), and with ``convert`` (``calculate_qparams``,
-    ``dtype``, ``qscheme``, ``ch_axis``). Per-channel or per-tensor, signed or unsigned.
+    ``dtype``, ``qscheme``, ``ch_axis``). Per-tensor, per-channel, or per-group (``group_size`` > 0:
+    per-channel along axis 0 of :func:`~sam2_quant_plugin.numerics.to_groups`' view, one scale per
+    ``group_size`` weights), signed or unsigned.
     """
 
     scale: nn.Parameter
@@ -55,12 +58,16 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
         narrow_range: bool = False,
         per_channel: bool = False,
         ch_axis: int = 0,
+        group_size: int = 0,
         factory_kwargs: dict[str, Any] | None = None,
         **observer_kwargs: Any,
     ) -> None:
         super().__init__()
         if not min_bits <= bits <= max_bits:
             raise ValueError(f"bits={bits} outside [min_bits={min_bits}, max_bits={max_bits}]")
+        if group_size and (not per_channel or ch_axis != 0):
+            raise ValueError("group_size needs per_channel=True and ch_axis=0 (groups are rows of a view)")
+        self.group_size = int(group_size)
         self.min_bits, self.max_bits = int(min_bits), int(max_bits)
         self.signed, self.symmetric, self.narrow_range = signed, symmetric, narrow_range
         self.per_channel, self.ch_axis = per_channel, ch_axis
@@ -124,6 +131,10 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
             self.int_bits.fill_(bits)
         self.activation_post_process.set_qrange(lo, hi)
 
+    def quant_view(self, x: torch.Tensor) -> torch.Tensor:
+        """The tensor the scales index: ``x`` itself, or its ``[-1, group_size]`` group view."""
+        return to_groups(x, self.group_size) if self.group_size else x
+
     # -- forward -----------------------------------------------------------------------------------
     def _init_from_observer(self) -> None:
         s, z = self.activation_post_process.calculate_qparams()
@@ -137,6 +148,11 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
             self.scale_initialized.fill_(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.group_size:
+            return self._forward(self.quant_view(x)).reshape(x.shape)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         b = bits_tensor_from_offset(self.bit_offset, self.min_bits, self.max_bits)
         self._sync_bits(int(b.detach().item()))
         if self.observer_enabled[0] == 1:
@@ -199,4 +215,5 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
         return (
             f"bits={self.bits} ({kind}, [{self.min_bits}, {self.max_bits}]), signed={self.signed}, "
             f"per_channel={self.per_channel}, learn_scale={self.scale.requires_grad}"
+            + (f", group_size={self.group_size}" if self.group_size else "")
         )

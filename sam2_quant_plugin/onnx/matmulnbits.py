@@ -3,8 +3,10 @@
 Input: a graph whose weights were folded to ``W(int8 codes [K, N]) -> DequantizeLinear(axis=1) -> MatMul``.
 Each such MatMul becomes ``MatMulNBits(A, B_packed, scales)`` with ``bits`` 4 when the codes fit [-8, 7]
 (else 8), codes stored unsigned with the default zero point ``2^(bits-1)``, and the per-channel scale
-repeated over blocks of ``block_size`` along K (K is zero-padded to whole blocks). Outputs are identical
-to the DequantizeLinear form; the file holds bits/8 bytes per weight plus one float scale per block.
+repeated over blocks of ``block_size`` along K (K is zero-padded to whole blocks). Per-group weights
+(``DQ(axis=0) -> Reshape -> Transpose``, see :func:`_source`) keep their own scale per block instead.
+Outputs are identical to the DequantizeLinear form; the file holds bits/8 bytes per weight plus one float
+scale per block.
 """
 
 from __future__ import annotations
@@ -34,6 +36,48 @@ def pack(codes: np.ndarray, bits: int, block_size: int) -> tuple[np.ndarray, int
     return np.ascontiguousarray(u), n_blocks
 
 
+def _source(
+    g: Graph, mm: onnx.NodeProto, block_size: int
+) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, int] | None:
+    """(weight DQ, codes [K, N], scales [N, n_blocks], block size) when ``mm``'s weight is folded codes.
+
+    Two forms: per-channel ``DQ(axis=1, codes [K, N]) -> MatMul`` (the scale repeated per block of
+    ``block_size``), and per-group ``DQ(axis=0, codes [N*K/g, g]) -> Reshape [N, K] -> Transpose -> MatMul``
+    (one real scale per block, ``block_size = g``).
+    """
+    from .lowering import layer_of
+
+    src = g.producer(mm.input[1])
+    transpose = reshape = None
+    if src is not None and src.op_type == "Transpose" and list(src.attribute[0].ints) == [1, 0]:
+        transpose, reshape = src, g.producer(src.input[0])
+        if reshape is None or reshape.op_type != "Reshape":
+            return None
+        src = g.producer(reshape.input[0])
+    if src is None or src.op_type != "DequantizeLinear" or (key := layer_of(src.name)) is None:
+        return None
+    codes, scale = g.const(src.input[0]), g.const(src.input[1])
+    axis = next((a.i for a in src.attribute if a.name == "axis"), 1)
+    if codes is None or codes.ndim != 2 or codes.dtype != np.int8 or key[1] != "weight":
+        return None
+    if any(len(g.consumers(n.output[0])) != 1 for n in (src, reshape, transpose) if n is not None):
+        return None
+    if transpose is None:
+        if scale.size > 1 and axis != 1:
+            return None
+        n = codes.shape[1]
+        n_blocks = -(-codes.shape[0] // block_size)
+        scales = np.repeat(np.broadcast_to(scale.astype(np.float32), (n,)), n_blocks).reshape(n, n_blocks)
+        return src, codes, scales, block_size
+    shape = g.const(reshape.input[1])
+    if shape is None or len(shape) != 2 or axis != 0 or scale.size != codes.shape[0]:
+        return None
+    n, k = (int(d) for d in shape)
+    group = codes.shape[1]
+    scales = scale.astype(np.float32).reshape(n, k // group)
+    return src, codes.reshape(n, k).T, scales, group
+
+
 def to_matmulnbits(proto: onnx.ModelProto, block_size: int = 32) -> tuple[onnx.ModelProto, dict[str, int]]:
     """Rewrite folded-weight MatMuls to MatMulNBits; returns the graph and packed bytes per layer."""
     from .lowering import layer_of
@@ -41,20 +85,15 @@ def to_matmulnbits(proto: onnx.ModelProto, block_size: int = 32) -> tuple[onnx.M
     g = Graph(proto)
     sizes: dict[str, int] = {}
     for mm in [n for n in proto.graph.node if n.op_type == "MatMul"]:
-        dq = g.producer(mm.input[1])
-        if dq is None or dq.op_type != "DequantizeLinear" or (key := layer_of(dq.name)) is None:
+        found = _source(g, mm, block_size)
+        if found is None:
             continue
-        codes, scale = g.const(dq.input[0]), g.const(dq.input[1])
-        axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
-        if codes is None or codes.ndim != 2 or codes.dtype != np.int8 or (scale.size > 1 and axis != 1):
-            continue
-        if len(g.consumers(dq.output[0])) != 1:
-            continue
+        dq, codes, scales, block = found
+        name = layer_of(dq.name)[0]  # type: ignore[index]
         bits = 4 if codes.min() >= -8 and codes.max() <= 7 else 8
         k, n = codes.shape
-        packed, n_blocks = pack(codes, bits, block_size)
-        scales = np.repeat(np.broadcast_to(scale.astype(np.float32), (n,)), n_blocks)
-        name = key[0]
+        packed, _ = pack(codes, bits, block)
+        scales = np.ascontiguousarray(scales.reshape(-1))
         g.set_initializer(numpy_helper.from_array(packed, f"{name}.weight_nbits"))
         g.set_initializer(numpy_helper.from_array(scales, f"{name}.weight_nbits_scales"))
         node = helper.make_node(
@@ -66,7 +105,7 @@ def to_matmulnbits(proto: onnx.ModelProto, block_size: int = 32) -> tuple[onnx.M
             K=k,
             N=n,
             bits=bits,
-            block_size=block_size,
+            block_size=block,
         )
         node.doc_string = dq.doc_string
         idx = list(proto.graph.node).index(mm)

@@ -11,11 +11,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from ..errors import RecipeError
-from ..numerics import MAX_BITS, MIN_BITS, check_bits
+from ..numerics import MAX_BITS, MIN_BITS, check_bits, check_group_size
 
 SCHEMA_VERSION = 1
-Granularity = Literal["per_channel", "per_tensor"]
-GRANULARITIES = ("per_channel", "per_tensor")
+Granularity = Literal["per_channel", "per_tensor", "per_group"]
+GRANULARITIES = ("per_channel", "per_tensor", "per_group")
+DEFAULT_GROUP_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class QuantSpec:
 
     ``bits`` is the fixed width, or the initial width when ``learnable`` is true, in which case the
     width trains as a float in [min_bits, max_bits] and is rounded when the model is frozen.
+    ``per_group`` (weights only) gives each run of ``group_size`` consecutive input elements of an output
+    channel its own scale: the layout of onnxruntime's ``MatMulNBits`` blocks (default 32).
     """
 
     bits: int = 8
@@ -36,6 +39,7 @@ class QuantSpec:
     observer: str = "minmax"
     observer_args: Mapping[str, Any] = field(default_factory=dict)
     learn_scale: bool = False
+    group_size: int | None = None
 
     def __post_init__(self) -> None:
         # Store the checked ints, so a YAML `8.0` does not reach qrange() as a float.
@@ -48,11 +52,22 @@ class QuantSpec:
         )
         if self.granularity not in GRANULARITIES:
             raise RecipeError(f"granularity={self.granularity!r} is unknown; use one of {GRANULARITIES}")
+        if self.granularity == "per_group":
+            try:
+                g = check_group_size(self.group_size or DEFAULT_GROUP_SIZE)
+            except ValueError as e:
+                raise RecipeError(str(e)) from None
+            object.__setattr__(self, "group_size", g)
+        elif self.group_size is not None:
+            raise RecipeError(
+                f"group_size={self.group_size} needs granularity: per_group (got {self.granularity!r})"
+            )
         object.__setattr__(self, "observer_args", dict(self.observer_args))
 
     @property
     def per_channel(self) -> bool:
-        return self.granularity == "per_channel"
+        """One scale per slice along an axis: per output channel, or per group (axis 0 of the group view)."""
+        return self.granularity in ("per_channel", "per_group")
 
     def with_bits(self, bits: int) -> QuantSpec:
         """A copy at ``bits`` (fixed), keeping every other setting."""
@@ -61,6 +76,8 @@ class QuantSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["observer_args"] = dict(self.observer_args)
+        if d["group_size"] is None:
+            del d["group_size"]
         return d
 
 
@@ -88,6 +105,13 @@ class LayerRule:
     match: str
     weight: QuantSpec | None = None
     activation: QuantSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.activation is not None and self.activation.granularity == "per_group":
+            raise RecipeError(
+                f"rule {self.match!r}: granularity per_group is for weights only; "
+                "use per_tensor for activations"
+            )
 
     @property
     def kind(self) -> Literal["exact", "regex", "type"]:

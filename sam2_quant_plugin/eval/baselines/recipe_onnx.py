@@ -1,5 +1,6 @@
 """A recipe of this package as deployed: frozen model -> this package's ONNX export (weights folded into
-int8 / int4 initializers) -> onnxruntime CPU EP with default optimisations.
+int8 / int4 initializers, or MatMulNBits for recipes with per-group weights) -> onnxruntime CPU EP with
+default optimisations.
 
 The exported graph is the image encoder's backbone (``image -> backbone_fpn levels``, the same freeze-then-
 lower path as ``export_image_encoder``), run inside an otherwise-torch copy of the teacher, so the row gets
@@ -32,8 +33,11 @@ class RecipeOnnxMethod(Method):
 
         torch_row = self._torch.make_student(ctx)  # prepare + calibrate + freeze
         frozen = torch_row.model
-        low = min((p.weight_bits or 8) for p in frozen.sam2_quant_state.plans.values())
+        plans = frozen.sam2_quant_state.plans.values()
+        low = min((p.weight_bits or 8) for p in plans)
         fmt, opset = ("int4", 21) if low <= 4 else ("int8", 17)
+        if any(p.weight is not None and p.weight.group_size for p in plans):
+            fmt, opset = "matmulnbits", 17  # per-group scales are MatMulNBits' block layout
         path = export_backbone(
             frozen,
             ctx.work_dir / f"{self.name}.onnx",
