@@ -1,7 +1,8 @@
 """``sam2-quant bench``: float, fp16, W8A8 and mixed low-bit on onnxruntime (CPU EP; CUDA EP if present).
 
 Each variant is exported into a fresh run folder, timed (median of many runs) and compared with the float
-PyTorch model on photos (mask IoU of a decoded point grid). Results go to ``<run>/bench.json`` and to the
+PyTorch model on photos (mask IoU of a decoded point grid); each encoder graph is also audited against the
+float encoder of its precision (:mod:`.bench_audit`). Results go to ``<run>/bench.json`` and to the
 Markdown file ``--doc`` (default docs/BENCHMARKS.md) with device, versions and the command.
 """
 
@@ -14,20 +15,23 @@ import sys
 from pathlib import Path
 
 from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from .bench_audit import audit_markdown, audit_variants
 from .common import add_model_arguments, build_model, weights_label
 
-HELP = "benchmark float / fp16 / W8A8 / mixed low-bit ONNX on onnxruntime; writes docs/BENCHMARKS.md"
+HELP = "benchmark float / fp16 / W8A8 / mixed low-bit / onnxruntime RTN ONNX; writes docs/BENCHMARKS.md"
 log = logging.getLogger("sam2-quant.bench")
 
-#: name -> (recipe or None, weight format, opset, graph suffix)
+#: name -> (recipe or None, weight format, opset, graph suffix, encoder pass after export or None)
 VARIANTS = {
-    "float": (None, "int8", 17, ""),
-    "fp16": (None, "int8", 17, "_fp16"),
-    "w8a8": ("w8a8", "int8", 17, ""),
-    "w8a8-fidelity": ("w8a8_fidelity", "int8", 17, ""),
-    "w8a8-cpu": ("w8a8_cpu", "int8", 17, ""),
-    "mixed-int4": ("mixed", "int4", 21, ""),
-    "mixed-nbits-fp16": ("mixed", "matmulnbits", 17, "_fp16"),
+    "float": (None, "int8", 17, "", None),
+    "fp16": (None, "int8", 17, "_fp16", None),
+    "w8a8": ("w8a8", "int8", 17, "", None),
+    "w8a8-fidelity": ("w8a8_fidelity", "int8", 17, "", None),
+    "w8a8-cpu": ("w8a8_cpu", "int8", 17, "", None),
+    "mixed-int4": ("mixed", "int4", 21, "", None),
+    "mixed-nbits-fp16": ("mixed", "matmulnbits", 17, "_fp16", None),
+    "w4-g32-nbits-fp16": ("w4_g32", "matmulnbits", 17, "_fp16", None),
+    "ort-rtn-int4-fp16": (None, "int8", 17, "_fp16", "ort-rtn-g32"),
 }
 
 
@@ -54,6 +58,15 @@ NOTES = [
     "- `mixed-nbits-fp16` is the CUDA EP form of the same recipe (`--profile cuda_int4_fp16`): every Linear "
     "a `MatMulNBits` (4-bit codes where they fit, else 8), fp16 activations and block scales. Compare it "
     "with `fp16` on the CUDA EP; on the CPU EP fp16 graphs run slower than float32.",
+    "- `w4-g32-nbits-fp16` is the shipped `w4_g32` recipe (4-bit, one MSE-clipped scale per 32 inputs) in "
+    "the same CUDA form: its group scales are the `MatMulNBits` block scales.",
+    "- `ort-rtn-int4-fp16` is onnxruntime's own weight-only quantizer (`MatMulNBitsQuantizer`, RTN, 4-bit "
+    "symmetric, block 32) applied to the `fp16` encoder (its decoder is the fp16 float decoder): the "
+    "reference graph for `mixed-nbits-fp16` on the CUDA EP.",
+    "- The graph audit counts node op types in each encoder file (subgraphs included) against the float "
+    "encoder of the same precision (`fp16` for fp16 graphs, else `float`); it predicts the extra kernels a "
+    "graph launches per inference on any EP without running it. `sam2_quant_plugin.onnx.audit.audit_graphs` "
+    "compares any two graphs.",
 ]
 
 
@@ -94,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             log.exception("variant %s failed", name)
             result["failed"] = {**result.get("failed", {}), name: f"{type(e).__name__}: {e}"}
     _time_all(result["variants"], args)
+    audit_variants(result["variants"])
     atomic_write_json(run_dir / "bench.json", result)
     atomic_write_text(args.doc, markdown(result, run_dir), overwrite=True)
     log.info("wrote %s and %s", run_dir / "bench.json", args.doc)
@@ -108,7 +122,7 @@ def _variant(model, images, bundle, spec, args) -> dict:  # type: ignore[no-unty
     from ..onnx.parity import pipeline_parity
     from ..onnx.pipeline import export_bundle
 
-    recipe, fmt, opset, suffix = spec
+    recipe, fmt, opset, suffix, post = spec
     size = args.image_size
     qmodel = model
     if recipe:
@@ -117,7 +131,9 @@ def _variant(model, images, bundle, spec, args) -> dict:  # type: ignore[no-unty
         qmodel = freeze(qmodel)
     m = export_bundle(qmodel, bundle, image_size=size, weight_format=fmt, opset=opset, fp16=bool(suffix))
     enc, dec = bundle / m["files"][f"encoder{suffix}"], bundle / m["files"][f"decoder{suffix}"]
-    row = {"recipe": recipe, "weight_format": fmt, "opset": opset}
+    if post:
+        enc = _encoder_pass(post, enc)
+    row = {"recipe": recipe, "weight_format": fmt, "opset": opset, "fp16": bool(suffix), "encoder_pass": post}
     row["encoder_mb"] = enc.stat().st_size / 1e6
     row["decoder_mb"] = dec.stat().st_size / 1e6
     row["encoder_path"], row["decoder_path"] = str(enc), str(dec)
@@ -130,6 +146,15 @@ def _variant(model, images, bundle, spec, args) -> dict:  # type: ignore[no-unty
         row["vs_fake_quant_fused"] = pipeline_parity(qmodel, enc, dec, images, optimization="all", **kw)
     log.info("%s: %s", bundle.name, {k: v for k, v in row.items() if k.endswith("_mb")})
     return row
+
+
+def _encoder_pass(kind: str, enc: Path) -> Path:
+    """Apply a graph pass of :data:`VARIANTS` to the exported encoder; returns the new file."""
+    if kind == "ort-rtn-g32":
+        from ..onnx.ort_rtn import ort_rtn_quantize
+
+        return ort_rtn_quantize(enc, enc.with_name(f"{enc.stem}_ort_rtn.onnx"), block_size=32, symmetric=True)
+    raise ValueError(f"unknown encoder pass {kind!r}")
 
 
 def _time_all(rows: dict, args: argparse.Namespace) -> None:  # type: ignore[type-arg]
@@ -192,6 +217,8 @@ def markdown(r: dict, run_dir: object) -> str:  # type: ignore[type-arg]
                 f"| {name} | {s.get('mask_iou', float('nan')):.4f} | {f.get('mask_iou', float('nan')):.4f} | "
                 f"{s['embed_cosine']:.6f} | {f['embed_cosine']:.6f} |"
             )
-    lines += [f"- **variant {k} failed**: {v}" for k, v in r.get("failed", {}).items()]
+    lines += audit_markdown(r["variants"])
+    failed = [f"- **variant {k} failed**: {v}" for k, v in r.get("failed", {}).items()]
+    lines += ["", *failed] if failed else []
     lines += ["", *NOTES]
     return "\n".join(lines) + "\n"

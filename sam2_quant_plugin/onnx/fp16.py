@@ -1,8 +1,11 @@
 """fp16 variant of a float or weight-only ONNX graph (onnxruntime's float16 converter, float32 I/O kept).
 
-Weight-only graphs convert too: their DequantizeLinear nodes (constant integer weights) stay float32 with a
-Cast after them, and ``MatMulNBits`` takes fp16 activations and fp16 block scales, which is the form
-onnxruntime's CUDA EP runs fastest. Graphs that quantize activations (a QuantizeLinear on a computed
+Weight-only graphs convert too: ``MatMulNBits`` takes fp16 activations and fp16 block scales, the form
+onnxruntime's CUDA EP runs fastest, and weights left as ``int codes -> DequantizeLinear`` (convolutions)
+are folded into fp16 initializers first, so the graph is the fp16 float graph with MatMul swapped for
+MatMulNBits and nothing more: no DequantizeLinear + Cast pair per conv and run (onnxruntime does not fold
+DequantizeLinear itself). Those weights keep their quantized values; their integer range is readable from
+the float32 graph written beside it. Graphs that quantize activations (a QuantizeLinear on a computed
 tensor) are refused: their int8 kernels are CPU kernels and their scales must stay float32.
 """
 
@@ -11,7 +14,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from ..errors import ExportError
 from ..io.atomic import atomic_write
@@ -21,6 +26,40 @@ log = logging.getLogger(__name__)
 
 #: Ops left in float32: quantization ops need float32 scales, and LayerNorm/Softmax reductions are safer.
 KEEP_FP32 = ["QuantizeLinear", "DequantizeLinear", "Clip", "Range"]
+
+
+def _dequantize(codes: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, axis: int) -> np.ndarray:
+    shape = [1] * codes.ndim
+    if scale.size > 1:
+        shape[axis] = -1
+    z = 0.0 if zp is None else zp.astype(np.float32).reshape(shape)
+    return ((codes.astype(np.float32) - z) * scale.astype(np.float32).reshape(shape)).astype(np.float32)
+
+
+def fold_constant_dequantize(proto: onnx.ModelProto) -> int:
+    """Replace every DequantizeLinear whose inputs are all constants by a float32 initializer (in place).
+
+    Per-tensor and per-axis forms (what this package writes); blocked ones are left alone. Returns the count.
+    """
+    g = Graph(proto)
+    n = 0
+    for dq in [x for x in proto.graph.node if x.op_type == "DequantizeLinear"]:
+        attrs = {a.name: a.i for a in dq.attribute}
+        values = [g.const(i) if i else None for i in dq.input]
+        if attrs.get("block_size", 0) or any(v is None for v in values[:2]):
+            continue
+        if len(dq.input) > 2 and dq.input[2] and values[2] is None:
+            continue
+        codes, scale = values[0], values[1]
+        zp = values[2] if len(values) > 2 else None
+        axis = attrs.get("axis", 1) % max(codes.ndim, 1)
+        weight = numpy_helper.from_array(_dequantize(codes, scale, zp, axis), dq.output[0])
+        weight.doc_string = dq.doc_string
+        g.set_initializer(weight)
+        proto.graph.node.remove(dq)
+        n += 1
+    g.remove_dead()
+    return n
 
 
 def to_fp16(src: str | Path, dst: str | Path) -> Path:
@@ -38,6 +77,9 @@ def to_fp16(src: str | Path, dst: str | Path) -> Path:
             "conversion is for float or weight-only graphs. Fix: use a weight-only recipe (activation: "
             "null) with weight_format 'matmulnbits' for CUDA, or export without --fp16."
         )
+    folded = fold_constant_dequantize(proto)
+    if folded:
+        log.info("folded %d constant DequantizeLinear weight(s) into float initializers", folded)
     half = convert_float_to_float16(proto, keep_io_types=True, op_block_list=KEEP_FP32)
     Graph(half).topological_sort()  # the converter appends its input casts at the end
     onnx.checker.check_model(half)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sam2_quant_plugin.errors import RecipeError
+from sam2_quant_plugin.eval.baselines.ort_rtn import OrtRtnMethod
 from sam2_quant_plugin.eval.baselines.recipe_onnx import RecipeOnnxMethod
 from sam2_quant_plugin.eval.baselines.registry import DEFAULT_METHODS, make_methods
 from sam2_quant_plugin.eval.baselines.torch_recipe import RecipeMethod, uniform_recipe
@@ -12,6 +13,17 @@ from sam2_quant_plugin.eval.baselines.torch_recipe import RecipeMethod, uniform_
 
 def test_every_default_method_builds_with_its_name() -> None:
     assert [m.name for m in make_methods(DEFAULT_METHODS)] == list(DEFAULT_METHODS)
+
+
+def test_onnxruntime_rtn_row() -> None:
+    """onnxruntime's own MatMulNBits quantizer is a default row; its graph is the fp16 (CUDA EP) form."""
+    assert "ort-rtn-int4-g32" in DEFAULT_METHODS
+    (m,) = make_methods(["ort-rtn-int4-g32"])
+    assert isinstance(m, OrtRtnMethod)
+    assert m.block_size == 32
+    assert "RTN" in m.description
+    assert "fp16" in m.description
+    assert OrtRtnMethod(64).name == "ort-rtn-int4-g64"
 
 
 def test_recipe_specs_add_or_replace_rows() -> None:

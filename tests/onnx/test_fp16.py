@@ -43,6 +43,11 @@ def test_weight_only_matmulnbits_graph_converts_and_matches(tmp_path) -> None:  
     inits = {t.name: t for t in proto.graph.initializer}
     nbits = [n for n in proto.graph.node if n.op_type == "MatMulNBits"]
     assert len(nbits) == 3
+    # the conv's int8 weight + DequantizeLinear became an fp16 initializer: no DQ/Cast pair runs per call
+    assert not [n for n in proto.graph.node if n.op_type == "DequantizeLinear"]
+    float16 = onnx.load(str(to_fp16(_export(TinyNet().eval(), tmp_path / "f.onnx"), tmp_path / "f16.onnx")))
+    ops = sorted(n.op_type for n in proto.graph.node)
+    assert ops == sorted("MatMulNBits" if n.op_type == "MatMul" else n.op_type for n in float16.graph.node)
     for n in nbits:  # fp16 block scales, as onnxruntime's CUDA kernels want
         assert inits[n.input[2]].data_type == onnx.TensorProto.FLOAT16
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 I/O kept

@@ -8,6 +8,7 @@ from ...errors import RecipeError
 from .base import Method
 from .nncf_methods import NncfCompressMethod, NncfQuantizeMethod
 from .ort_dynamic import OrtDynamicMethod
+from .ort_rtn import OrtRtnMethod
 from .ort_static import OrtStaticMethod
 from .recipe_onnx import RecipeOnnxMethod
 from .torch_recipe import FloatMethod, InputNoiseMethod, RecipeMethod, uniform_recipe
@@ -37,6 +38,7 @@ METHODS: dict[str, Callable[[], Method]] = {
         "minmax", fused=True, matmul_conv_only=True, reduce_range=True
     ),
     "ort-dynamic-rr": lambda: OrtDynamicMethod(reduce_range=True),
+    "ort-rtn-int4-g32": lambda: OrtRtnMethod(32),
     "nncf-ptq-int8": NncfQuantizeMethod,
     "nncf-wc-int8": lambda: NncfCompressMethod(8),
     "nncf-wc-int4-g32": lambda: NncfCompressMethod(4, 32),
