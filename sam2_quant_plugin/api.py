@@ -65,7 +65,6 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
     plans = {n: p for n, p in resolve(model, recipe).items() if p.quantized}
     if not plans:
         raise RecipeError(f"recipe {recipe.name!r} quantizes no layer of this model; check its targets/rules")
-    _check_groups(model, plans)
     model = model if inplace else copy.deepcopy(model)
     qconfigs = {n: qconfig_for(p) for n, p in plans.items() if p.weight is not None}
     if qconfigs:  # an activation-only recipe needs no torch.ao module swap
@@ -93,22 +92,6 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
         max(wbits, default=None),
     )
     return model
-
-
-def _check_groups(model: nn.Module, plans: dict[str, LayerPlan]) -> None:
-    """Every per-group weight must split into whole groups; list all that do not in one error."""
-    bad = []
-    for name, plan in plans.items():
-        g = plan.weight.group_size if plan.weight is not None else None
-        weight = getattr(model.get_submodule(name), "weight", None)
-        if g and weight is not None and (weight.dim() < 2 or weight[0].numel() % g):
-            bad.append(f"{name} ({weight[0].numel()} inputs per channel)")
-    if bad:
-        raise RecipeError(
-            f"granularity per_group needs inputs per output channel divisible by group_size; not so for "
-            f"{', '.join(bad)}. Give these layers a rule with granularity: per_channel (rules override the "
-            "default) or pick a group_size that divides them."
-        )
 
 
 def fake_quants(model: nn.Module) -> dict[str, FakeQuantizeBase]:

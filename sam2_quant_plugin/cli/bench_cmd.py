@@ -57,7 +57,9 @@ NOTES = [
     "float MatMul. `--weight-format matmulnbits` gives onnxruntime's `MatMulNBits` kernels.",
     "- `mixed-nbits-fp16` is the CUDA EP form of the same recipe (`--profile cuda_int4_fp16`): every Linear "
     "a `MatMulNBits` (4-bit codes where they fit, else 8), fp16 activations and block scales. Compare it "
-    "with `fp16` on the CUDA EP; on the CPU EP fp16 graphs run slower than float32.",
+    "with `fp16` on the CUDA EP; on the CPU EP fp16 graphs run slower than float32. Its 8-bit convolution "
+    "weights are folded into fp16 initializers by the fp16 conversion, so no DequantizeLinear + Cast pair "
+    "runs per conv and call (onnxruntime does not fold DequantizeLinear itself).",
     "- `w4-g32-nbits-fp16` is the shipped `w4_g32` recipe (4-bit, one MSE-clipped scale per 32 inputs) in "
     "the same CUDA form: its group scales are the `MatMulNBits` block scales.",
     "- `ort-rtn-int4-fp16` is onnxruntime's own weight-only quantizer (`MatMulNBitsQuantizer`, RTN, 4-bit "

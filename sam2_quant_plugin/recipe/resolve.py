@@ -110,6 +110,13 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
         else:
             continue
         params = sum(p.numel() for p in mod.parameters(recurse=False))
+        group = rule.weight.group_size if rule.weight is not None else None
+        if group and mod.weight[0].numel() % group:
+            problems.append(
+                f"{name!r} (matched by {matched_by}): per_group weights need inputs per output channel "
+                f"divisible by group_size {group}, it has {mod.weight[0].numel()}; give it a rule with "
+                "granularity: per_channel (rules override the default) or pick another group_size"
+            )
         plans[name] = LayerPlan(
             name, tname, rule.weight, rule.activation, matched_by, params, int(mod.weight.numel())
         )

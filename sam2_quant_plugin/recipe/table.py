@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from .resolve import LayerPlan
 
 
-def _bits(spec_bits: int | None, learnable: bool) -> str:
+def _bits(spec_bits: int | None, learnable: bool, group_size: int | None = None) -> str:
     if spec_bits is None:
         return "float"
-    return f"{spec_bits}{'~' if learnable else ''}"
+    return f"{spec_bits}{'~' if learnable else ''}{f' g{group_size}' if group_size else ''}"
 
 
 def plan_totals(plans: Mapping[str, LayerPlan]) -> dict[str, float]:
@@ -32,7 +32,8 @@ def plan_totals(plans: Mapping[str, LayerPlan]) -> dict[str, float]:
 
 
 def format_table(plans: Mapping[str, LayerPlan], *, all_layers: Mapping[str, str] | None = None) -> str:
-    """A fixed-width table: name, type, W bits, A bits, params, rule. ``~`` marks learnable bits.
+    """A fixed-width table: name, type, W bits, A bits, params, rule. ``~`` marks learnable bits,
+    ``g32`` per-group weight scales (one per 32 inputs).
 
     ``all_layers`` (name -> type) adds the quantizable layers the recipe leaves float.
     """
@@ -40,7 +41,7 @@ def format_table(plans: Mapping[str, LayerPlan], *, all_layers: Mapping[str, str
         (
             p.name,
             p.type_name,
-            _bits(p.weight_bits, bool(p.weight and p.weight.learnable)),
+            _bits(p.weight_bits, bool(p.weight and p.weight.learnable), p.weight and p.weight.group_size),
             _bits(p.activation_bits, bool(p.activation and p.activation.learnable)),
             f"{p.params:,}",
             p.matched_by,

@@ -21,6 +21,9 @@ def test_inspect_prints_resolved_table(capsys: pytest.CaptureFixture[str]) -> No
     )
     assert mlp.split()[2] == "4"
     assert "layers quantized" in out
+    assert main(["inspect", "w4_g32"]) == 0
+    qkv = next(line for line in capsys.readouterr().out.splitlines() if ".blocks.0.attn.qkv " in line)
+    assert qkv.split()[2:4] == ["4", "g32"]  # per-group weight scales are marked
 
 
 def test_inspect_json_totals_match_rows(capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,6 +61,10 @@ def test_inspect_list_names_shipped_recipes(capsys: pytest.CaptureFixture[str]) 
         ("version: 1\nname: r\nrules:\n  - match: 're:.*zzz.*'\n    weight: {bits: 8}\n", "re:.*zzz.*"),
         ("version: 1\nname: r\ndefault:\n  weight: {bits: 9}\n", "bits=9"),
         ("version: 1\nname: r\ndefault:\n  weight: {bitz: 4}\n", "bitz"),
+        (  # the 7x7 patch embedding has 147 inputs per channel: no whole groups of 32
+            "version: 1\nname: r\ndefault:\n  weight: {bits: 4, granularity: per_group}\n",
+            "'image_encoder.trunk.patch_embed.proj' (matched by default): per_group",
+        ),
     ],
 )
 def test_bad_recipe_exits_2_naming_the_problem(
