@@ -3,9 +3,10 @@
     python examples/cdpq_to_cuda_onnx.py                                   # 256 px search, 14 MB budget
     python examples/cdpq_to_cuda_onnx.py --image-size 128 --out /tmp/x     # the smoke setting CI runs
 
-Steps: CDPQ (8 -> 4 bit ladder, probe order, budget in MB as the ONNX file stores the weights) writes a
-recipe; the recipe is loaded by the core like any other; the bundle is exported the CUDA way (every Linear
-a MatMulNBits, plus fp16 graphs) and checked on whatever onnxruntime EP is here. Without ``--checkpoint``
+Steps: CDPQ (8 -> 4 bit ladder, probe order, budget in MB as the ONNX file stores the weights, one weight
+scale per 32 inputs of each Linear: MatMulNBits' block layout, free in that format) writes a recipe;
+the recipe is loaded by the core like any other; the bundle is exported the CUDA way (every Linear a
+MatMulNBits, plus fp16 graphs) and checked on whatever onnxruntime EP is here. Without ``--checkpoint``
 the weights are SEEDED RANDOM INIT: the numbers show the mechanics, not segmentation quality.
 """
 
@@ -32,6 +33,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--target-mb", type=float, default=14.0, help="weight megabytes, as stored in ONNX")
+    ap.add_argument("--group-size", type=int, default=32, help="0: one weight scale per output channel")
     ap.add_argument("--out", default="runs/examples")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -46,6 +48,7 @@ def main() -> None:
         order_by="probe",
         target_bytes=args.target_mb * 1e6,
         storage="onnx",
+        group_size=args.group_size or None,
         rounds=0,
     )
     summary = run_cdpq(cfg, out, progress=False)

@@ -54,5 +54,6 @@ def test_cdpq_to_cuda_onnx_example(tmp_path: Path) -> None:
     (search,) = [p for p in run.iterdir() if p.name.endswith("_example")]
     assert (search / "recipe.yaml").is_file()
     assert (search / "probes.jsonl").is_file()
+    assert "group_size: 32" in (search / "recipe.yaml").read_text()  # group-wise Linears by default
     assert "fp16 ONNX" in proc.stderr
     assert "RANDOM-INIT" in proc.stderr
