@@ -166,6 +166,13 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
                 "calibrate() (observers on) first or load a state_dict that holds a scale"
             )
         per_ch = self.per_channel and self.scale.numel() > 1
+        if per_ch and self.scale.numel() != x.shape[self.ch_axis]:
+            what = f"groups of {self.group_size}" if self.group_size else "channels"
+            raise CalibrationError(
+                f"this quantizer holds {self.scale.numel()} scales but the tensor has "
+                f"{x.shape[self.ch_axis]} {what}: the loaded state was saved with another granularity or "
+                "group_size. Prepare the model with the recipe the checkpoint was made with, or recalibrate."
+            )
         if not torch.is_grad_enabled():  # inference: the exact kernel FrozenFakeQuantize uses
             return fake_quantize_exact(
                 x, *self.calculate_qparams(), self.quant_min, self.quant_max, self.ch_axis if per_ch else None

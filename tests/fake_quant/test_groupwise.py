@@ -105,3 +105,16 @@ def test_convert_refuses_grouped_weights_on_int8_kernels() -> None:
     q = freeze(_calibrated(_recipe(rule)))
     with pytest.raises(ValueError, match="per_group"):
         convert(q)
+
+
+def test_state_from_another_granularity_is_named_not_crashed() -> None:
+    from sam2_quant_plugin.errors import CalibrationError
+
+    w = torch.randn(8, 64)
+    per_channel = make_fake_quant(weight_spec(bits=4))
+    per_channel(w)
+    grouped = make_fake_quant(weight_spec(bits=4, granularity="per_group", group_size=16))
+    grouped.load_state_dict(per_channel.state_dict())
+    grouped.disable_observer()
+    with pytest.raises(CalibrationError, match="8 scales but the tensor has 32 groups of 16"):
+        grouped(w)
