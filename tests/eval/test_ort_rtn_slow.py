@@ -37,3 +37,22 @@ def test_ort_rtn_row_builds_and_runs_in_sam2(
         ref, got = encode(tiny_sam2, x), encode(built.model, x)
     c = cosine(got["image_embed"], ref["image_embed"])
     assert 0.9 < c < 0.99999, c  # 4-bit weights move the embedding, but not far
+
+
+def test_per_group_recipe_row_deploys_as_block32_matmulnbits(
+    tiny_sam2: torch.nn.Module, photos: list, photo_batch, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """Our ``w4_g32`` deployed twin: the same kernels as the RTN row, our own (MSE-clipped) group scales."""
+    from sam2_quant_plugin.eval.baselines.recipe_onnx import RecipeOnnxMethod
+
+    built = RecipeOnnxMethod("w4g32-ort", "w4_g32").make_student(
+        BuildContext(tiny_sam2, photos, 256, tmp_path)
+    )
+    proto = onnx.load(str(built.onnx_path))
+    nbits = [n for n in proto.graph.node if n.op_type == "MatMulNBits"]
+    assert len(nbits) == 51
+    assert {a.i for n in nbits for a in n.attribute if a.name in ("bits", "block_size")} == {4, 32}
+    x = photo_batch[:1]
+    with torch.no_grad():
+        ref, got = encode(tiny_sam2, x), encode(built.model, x)
+    assert 0.9 < cosine(got["image_embed"], ref["image_embed"]) < 0.99999
