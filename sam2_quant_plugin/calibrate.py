@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .api import fake_quants, quant_state, set_observers
 from .errors import CalibrationError
 from .fake_quant.learnable import LearnableBitFakeQuantize
+from .gptq import apply_gptq, collect_hessians
 from .observers.base import RangeObserver
 from .sam2.forward import decode, encode, point_grid
 from .sam2.preprocess import bundled_images, list_images, load_image, to_model_input
@@ -75,7 +76,8 @@ def calibrate(
     """Collect ranges: observers on, run ``forward_loop`` (default: photos + point prompts), observers off.
 
     ``images`` is a folder, a list of paths or arrays, a ``[B, 3, S, S]`` tensor, or None for the
-    bundled photos. Afterwards every quantizer has a scale; learnable scales start from it. Raises
+    bundled photos. Afterwards every quantizer has a scale; learnable scales start from it. Layers whose
+    weight spec says ``rounding: gptq`` are then GPTQ-rounded from the inputs the loop fed them. Raises
     :class:`CalibrationError` naming quantizers that saw no data (give a ``forward_loop`` that runs
     those modules, e.g. the video path for memory attention).
     """
@@ -89,11 +91,12 @@ def calibrate(
         decode_prompts=needs_decoder,
         progress=progress,
     )
+    gptq_layers = [n for n, p in state.plans.items() if p.weight is not None and p.weight.rounding == "gptq"]
     was_training = model.training
     model.eval()
     set_observers(model, True)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), collect_hessians(model, gptq_layers) as hessians:
             loop(model)
     finally:
         set_observers(model, False)
@@ -104,6 +107,7 @@ def calibrate(
             f"{len(missing)} quantizer(s) saw no data during calibration, e.g. {missing[:3]}; pass a "
             "forward_loop that runs those modules (memory attention/encoder need the video path)"
         )
+    apply_gptq(model, hessians)
     log.info("calibrated %d quantizers", len(fake_quants(model)))
     return model
 

@@ -31,6 +31,7 @@ VARIANTS = {
     "mixed-int4": ("mixed", "int4", 21, "", None),
     "mixed-nbits-fp16": ("mixed", "matmulnbits", 17, "_fp16", None),
     "w4-g32-nbits-fp16": ("w4_g32", "matmulnbits", 17, "_fp16", None),
+    "w4-g32-gptq-nbits-fp16": ("w4_g32_gptq", "matmulnbits", 17, "_fp16", None),
     "ort-rtn-int4-fp16": (None, "int8", 17, "_fp16", "ort-rtn-g32"),
 }
 
@@ -61,7 +62,8 @@ NOTES = [
     "weights are folded into fp16 initializers by the fp16 conversion, so no DequantizeLinear + Cast pair "
     "runs per conv and call (onnxruntime does not fold DequantizeLinear itself).",
     "- `w4-g32-nbits-fp16` is the shipped `w4_g32` recipe (4-bit, one MSE-clipped scale per 32 inputs) in "
-    "the same CUDA form: its group scales are the `MatMulNBits` block scales.",
+    "the same CUDA form: its group scales are the `MatMulNBits` block scales; `w4-g32-gptq-nbits-fp16` the "
+    "same with GPTQ rounding (same kernels and size, other codes).",
     "- `ort-rtn-int4-fp16` is onnxruntime's own weight-only quantizer (`MatMulNBitsQuantizer`, RTN, 4-bit "
     "symmetric, block 32) applied to the `fp16` encoder (its decoder is the fp16 float decoder): the "
     "reference graph for `mixed-nbits-fp16` on the CUDA EP.",

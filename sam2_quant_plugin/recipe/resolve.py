@@ -117,6 +117,11 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
                 f"divisible by group_size {group}, it has {mod.weight[0].numel()}; give it a rule with "
                 "granularity: per_channel (rules override the default) or pick another group_size"
             )
+        if rule.weight is not None and rule.weight.rounding == "gptq" and not isinstance(mod, nn.Linear):
+            problems.append(
+                f"{name!r} (matched by {matched_by}): rounding: gptq is implemented for Linear layers, "
+                f"not {tname}; give it a rule with rounding: nearest"
+            )
         plans[name] = LayerPlan(
             name, tname, rule.weight, rule.activation, matched_by, params, int(mod.weight.numel())
         )

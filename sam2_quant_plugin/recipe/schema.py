@@ -17,6 +17,7 @@ SCHEMA_VERSION = 1
 Granularity = Literal["per_channel", "per_tensor", "per_group"]
 GRANULARITIES = ("per_channel", "per_tensor", "per_group")
 DEFAULT_GROUP_SIZE = 32
+ROUNDINGS = ("nearest", "gptq")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class QuantSpec:
     width trains as a float in [min_bits, max_bits] and is rounded when the model is frozen.
     ``per_group`` (weights only) gives each run of ``group_size`` consecutive input elements of an output
     channel its own scale: the layout of onnxruntime's ``MatMulNBits`` blocks (default 32).
+    ``rounding: gptq`` (Linear weights, symmetric) rounds with GPTQ's error compensation during
+    calibration (:mod:`sam2_quant_plugin.gptq`) instead of to nearest.
     """
 
     bits: int = 8
@@ -40,6 +43,7 @@ class QuantSpec:
     observer_args: Mapping[str, Any] = field(default_factory=dict)
     learn_scale: bool = False
     group_size: int | None = None
+    rounding: str = "nearest"
 
     def __post_init__(self) -> None:
         # Store the checked ints, so a YAML `8.0` does not reach qrange() as a float.
@@ -62,6 +66,10 @@ class QuantSpec:
             raise RecipeError(
                 f"group_size={self.group_size} needs granularity: per_group (got {self.granularity!r})"
             )
+        if self.rounding not in ROUNDINGS:
+            raise RecipeError(f"rounding={self.rounding!r} is unknown; use one of {ROUNDINGS}")
+        if self.rounding == "gptq" and not self.symmetric:
+            raise RecipeError("rounding: gptq needs symmetric: true (it builds a symmetric grid)")
         object.__setattr__(self, "observer_args", dict(self.observer_args))
 
     @property
@@ -78,6 +86,8 @@ class QuantSpec:
         d["observer_args"] = dict(self.observer_args)
         if d["group_size"] is None:
             del d["group_size"]
+        if d["rounding"] == "nearest":
+            del d["rounding"]
         return d
 
 
@@ -112,6 +122,8 @@ class LayerRule:
                 f"rule {self.match!r}: granularity per_group is for weights only; "
                 "use per_tensor for activations"
             )
+        if self.activation is not None and self.activation.rounding != "nearest":
+            raise RecipeError(f"rule {self.match!r}: rounding: gptq is for weights only")
 
     @property
     def kind(self) -> Literal["exact", "regex", "type"]:

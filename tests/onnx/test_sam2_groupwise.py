@@ -1,4 +1,4 @@
-"""Tiny SAM 2 (seeded random init, 256 px) with the shipped w4_g32 recipe as MatMulNBits ONNX (slow)."""
+"""Tiny SAM 2 (seeded random init, 256 px) with the shipped w4_g32 recipes: MatMulNBits ONNX, GPTQ (slow)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import numpy_helper
 
 from sam2_quant_plugin.api import freeze, prepare_qat, quant_state
@@ -48,3 +49,21 @@ def test_w4_g32_encoder_is_51_block32_matmulnbits_with_real_block_scales(tiny_sa
         numpy_helper.to_array({t.name: t for t in half.graph.initializer}[nodes[0].input[2]]),
         scales.astype(np.float16),
     )
+
+
+def test_gptq_rounding_beats_nearest_on_a_photo_it_did_not_see(tiny_sam2, photos, photo_batch) -> None:  # type: ignore[no-untyped-def]
+    """w4_g32 vs w4_g32_gptq: same grid and file size; GPTQ fitted on photo 0, scored on photo 1."""
+    from sam2_quant_plugin.eval.metrics import cosine
+    from sam2_quant_plugin.sam2 import encode
+
+    held_out = photo_batch[1:2]
+    with torch.no_grad():
+        ref = encode(tiny_sam2, held_out)["image_embed"]
+    scores = {}
+    for name in ("w4_g32", "w4_g32_gptq"):
+        q = prepare_qat(tiny_sam2, name)
+        calibrate(q, photos[:1], image_size=S, progress=False)
+        with torch.no_grad():
+            scores[name] = cosine(encode(freeze(q), held_out)["image_embed"], ref)
+    assert scores["w4_g32_gptq"] > scores["w4_g32"], scores
+    assert 1 - scores["w4_g32_gptq"] < 0.5 * (1 - scores["w4_g32"]), scores  # at least half the distance

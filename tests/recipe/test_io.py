@@ -10,7 +10,7 @@ import yaml
 from sam2_quant_plugin.errors import RecipeError
 from sam2_quant_plugin.recipe import dump_recipe, find_recipe, load_recipe, save_recipe, shipped_recipes
 
-EXPECTED = {"w8a8", "w4a8", "w8_weight_only", "mixed", "learnable", "w4_g32"}
+EXPECTED = {"w8a8", "w4a8", "w8_weight_only", "mixed", "learnable", "w4_g32", "w4_g32_gptq"}
 
 
 def test_shipped_recipes_present() -> None:
