@@ -68,6 +68,11 @@ def collect_hessians(model: nn.Module, names: list[str]) -> Iterator[HessianStat
             h.remove()
 
 
+def _snap(w: torch.Tensor, scale: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    """Round ``w`` to the nearest point of the symmetric grid ``scale * [qmin, qmax]`` (broadcasting)."""
+    return torch.clamp(torch.round(w / scale), qmin, qmax) * scale
+
+
 def _group_scale(w: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
     scale, _ = qparams_from_minmax(w.min(dim=1).values, w.max(dim=1).values, qmin, qmax, symmetric=True)
     return scale
@@ -110,7 +115,7 @@ def gptq_round(
             if group_size and i % group_size == 0:
                 scale = _group_scale(wb[:, i : i + group_size], qmin, qmax)
                 group_scales.append(scale)
-            q = torch.clamp(torch.round(wb[:, i] / scale), qmin, qmax) * scale
+            q = _snap(wb[:, i], scale, qmin, qmax)
             out[:, b0 + i] = q
             e = (wb[:, i] - q) / ub[i, i]
             wb[:, i:] -= e[:, None] * ub[i, i:][None, :]
@@ -140,7 +145,7 @@ def apply_gptq(model: nn.Module, stats: HessianStats) -> dict[str, float]:
         rounded, scale = gptq_round(layer.weight, h, qmin, qmax, group)
         view = fq.quant_view(layer.weight)
         rtn_scale = _group_scale(view, qmin, qmax)[:, None]
-        rtn = (torch.clamp(torch.round(view / rtn_scale), qmin, qmax) * rtn_scale).reshape(layer.weight.shape)
+        rtn = _snap(view, rtn_scale, qmin, qmax).reshape(layer.weight.shape)
         ratios[name] = float(_output_error(layer.weight, rounded, h) / _output_error(layer.weight, rtn, h))
         layer.weight.copy_(rounded)
         fq.scale.data = scale.to(fq.scale.dtype)

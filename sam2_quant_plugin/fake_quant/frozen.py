@@ -79,7 +79,7 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         if self.fake_quant_enabled[0] == 0:
             return x
         if self.group_size:  # exports as Reshape -> Q -> [Clip] -> DQ (axis 0) -> Reshape
-            return self._quantize(to_groups(x, self.group_size)).reshape(x.shape)
+            return self._quantize(self.quant_view(x)).reshape(x.shape)
         return self._quantize(x)
 
     def _quantize(self, x: torch.Tensor) -> torch.Tensor:

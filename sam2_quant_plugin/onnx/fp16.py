@@ -46,10 +46,8 @@ def fold_constant_dequantize(proto: onnx.ModelProto) -> int:
     for dq in [x for x in proto.graph.node if x.op_type == "DequantizeLinear"]:
         attrs = {a.name: a.i for a in dq.attribute}
         values = [g.const(i) if i else None for i in dq.input]
-        if attrs.get("block_size", 0) or any(v is None for v in values[:2]):
-            continue
-        if len(dq.input) > 2 and dq.input[2] and values[2] is None:
-            continue
+        if attrs.get("block_size", 0) or any(v is None for i, v in zip(dq.input, values) if i):
+            continue  # blocked, or an input is computed
         codes, scale = values[0], values[1]
         zp = values[2] if len(values) > 2 else None
         axis = attrs.get("axis", 1) % max(codes.ndim, 1)

@@ -38,8 +38,8 @@ def pack(codes: np.ndarray, bits: int, block_size: int) -> tuple[np.ndarray, int
 
 def _source(
     g: Graph, mm: onnx.NodeProto, block_size: int
-) -> tuple[onnx.NodeProto, np.ndarray, np.ndarray, int] | None:
-    """(weight DQ, codes [K, N], scales [N, n_blocks], block size) when ``mm``'s weight is folded codes.
+) -> tuple[str, onnx.NodeProto, np.ndarray, np.ndarray, int] | None:
+    """(layer, weight DQ, codes [K, N], scales [N, n_blocks], block size) if ``mm`` reads folded codes.
 
     Two forms: per-channel ``DQ(axis=1, codes [K, N]) -> MatMul`` (the scale repeated per block of
     ``block_size``), and per-group ``DQ(axis=0, codes [N*K/g, g]) -> Reshape [N, K] -> Transpose -> MatMul``
@@ -68,28 +68,25 @@ def _source(
         n = codes.shape[1]
         n_blocks = -(-codes.shape[0] // block_size)
         scales = np.repeat(np.broadcast_to(scale.astype(np.float32), (n,)), n_blocks).reshape(n, n_blocks)
-        return src, codes, scales, block_size
+        return key[0], src, codes, scales, block_size
     shape = g.const(reshape.input[1])
     if shape is None or len(shape) != 2 or axis != 0 or scale.size != codes.shape[0]:
         return None
     n, k = (int(d) for d in shape)
     group = codes.shape[1]
     scales = scale.astype(np.float32).reshape(n, k // group)
-    return src, codes.reshape(n, k).T, scales, group
+    return key[0], src, codes.reshape(n, k).T, scales, group
 
 
 def to_matmulnbits(proto: onnx.ModelProto, block_size: int = 32) -> tuple[onnx.ModelProto, dict[str, int]]:
     """Rewrite folded-weight MatMuls to MatMulNBits; returns the graph and packed bytes per layer."""
-    from .lowering import layer_of
-
     g = Graph(proto)
     sizes: dict[str, int] = {}
     for mm in [n for n in proto.graph.node if n.op_type == "MatMul"]:
         found = _source(g, mm, block_size)
         if found is None:
             continue
-        dq, codes, scales, block = found
-        name = layer_of(dq.name)[0]  # type: ignore[index]
+        name, dq, codes, scales, block = found
         bits = 4 if codes.min() >= -8 and codes.max() <= 7 else 8
         k, n = codes.shape
         packed, _ = pack(codes, bits, block)

@@ -110,14 +110,15 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
         else:
             continue
         params = sum(p.numel() for p in mod.parameters(recurse=False))
-        group = rule.weight.group_size if rule.weight is not None else None
+        wspec = rule.weight
+        group = wspec.group_size if wspec is not None else None
         if group and mod.weight[0].numel() % group:
             problems.append(
                 f"{name!r} (matched by {matched_by}): per_group weights need inputs per output channel "
                 f"divisible by group_size {group}, it has {mod.weight[0].numel()}; give it a rule with "
                 "granularity: per_channel (rules override the default) or pick another group_size"
             )
-        if rule.weight is not None and rule.weight.rounding == "gptq" and not isinstance(mod, nn.Linear):
+        if wspec is not None and wspec.rounding == "gptq" and not isinstance(mod, nn.Linear):
             problems.append(
                 f"{name!r} (matched by {matched_by}): rounding: gptq is implemented for Linear layers, "
                 f"not {tname}; give it a rule with rounding: nearest"
