@@ -10,6 +10,7 @@ import numbers
 import torch
 
 from .errors import BitsError
+from .fq_autograd import FakeQuantizeFn
 
 MIN_BITS = 2
 MAX_BITS = 8
@@ -64,8 +65,8 @@ def qrange_tensor(
 
 
 def ste_round(x: torch.Tensor) -> torch.Tensor:
-    """Round in the forward pass, identity gradient in the backward pass."""
-    return (torch.round(x) - x).detach() + x
+    """Round in the forward pass (value exactly ``round(x)``), identity gradient in the backward pass."""
+    return torch.round(x).detach() + (x - x.detach())
 
 
 def ste_clamp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
@@ -74,12 +75,15 @@ def ste_clamp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     ``torch.clamp`` zeroes the gradient outside [lo, hi], so a parameter initialised at a bound could
     never move away from it; this keeps it trainable.
     """
-    return (torch.clamp(x, lo, hi) - x).detach() + x
+    return torch.clamp(x, lo, hi).detach() + (x - x.detach())
 
 
 def grad_scale(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """Scale the gradient of ``x`` by ``factor`` without changing its value (LSQ step-size trick)."""
-    return (x - x * factor).detach() + x * factor
+    """Scale the gradient of ``x`` by ``factor`` without changing its value (LSQ step-size trick).
+
+    The value is exactly ``x`` (``x - x.detach()`` is 0), so a learned step equals the one inference reads.
+    """
+    return x.detach() + (x - x.detach()) * factor
 
 
 def reduce_minmax(x: torch.Tensor, ch_axis: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,14 +161,19 @@ def fake_quantize(
     qmax: int | torch.Tensor,
     ch_axis: int | None = None,
 ) -> torch.Tensor:
-    """Quantize-dequantize with straight-through rounding; differentiable in x, scale and the bounds."""
+    """Quantize-dequantize, differentiable in x, scale, zero point and the bounds.
+
+    The value is bit-identical to ``torch.fake_quantize_per_{tensor,channel}_affine`` (``x * (1/s)``,
+    round half to even, inf saturates); the gradients are those of torch's learnable kernels with
+    ``grad_factor=1``, a code exactly on qmin / qmax counting as inside (see :mod:`.fq_autograd`).
+    """
+    if x.numel() == 0:
+        return x
     s = channel_view(scale, x, ch_axis)
-    z = channel_view(zero_point.to(x.dtype), x, ch_axis)
-    q = ste_round(x / s) + z
-    q = torch.maximum(
-        torch.minimum(q, torch.as_tensor(qmax, dtype=x.dtype)), torch.as_tensor(qmin, dtype=x.dtype)
-    )
-    return (q - z) * s
+    z = channel_view(zero_point.to(s.dtype), x, ch_axis)
+    lo = torch.as_tensor(qmin, dtype=s.dtype, device=x.device)
+    hi = torch.as_tensor(qmax, dtype=s.dtype, device=x.device)
+    return FakeQuantizeFn.apply(x, s, z, lo, hi)
 
 
 def fake_quantize_exact(

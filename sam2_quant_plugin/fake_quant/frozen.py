@@ -76,7 +76,7 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         return to_groups(x, self.group_size) if self.group_size else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fake_quant_enabled[0] == 0:
+        if self.fake_quant_enabled[0] == 0 or x.numel() == 0:
             return x
         if self.group_size:  # exports as Reshape -> Q -> [Clip] -> DQ (axis 0) -> Reshape
             return self._quantize(self.quant_view(x)).reshape(x.shape)

@@ -5,7 +5,8 @@ with straight-through rounding *and* clamping, so the offset keeps a gradient ev
 step size (``scale``) is LSQ-style: initialised from the observer, then learned with LSQ's gradient
 scaling. The gradient reaches the bits two ways: through the clip bounds ``[qmin(b), qmax(b)]`` and
 through the step size, which (at constant range) shrinks as ``b`` grows. When the rounded width
-changes, the stored step is rescaled so the covered range stays put.
+changes, the stored step is rescaled so the covered range stays put. Forward and gradients match torch's
+kernels (``docs/GRADIENTS.md``): training runs the quantizer inference runs, bit for bit.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from ..numerics import (
 )
 from ..observers.minmax import MinMaxRangeObserver
 from ..torchao_adapter import FakeQuantizeBase
+
+#: smallest step size the quantizer uses (training and inference alike)
+SCALE_EPS = 1e-12
 
 
 class LearnableBitFakeQuantize(FakeQuantizeBase):
@@ -148,6 +152,8 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
             self.scale_initialized.fill_(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() == 0:  # as torch.ao's FakeQuantize: nothing to observe or quantize
+            return x
         if self.group_size:
             return self._forward(self.quant_view(x)).reshape(x.shape)
         return self._forward(x)
@@ -181,7 +187,7 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
         span = (qmax - qmin).detach() / (qmax - qmin)  # == 1 in value; d/db keeps the range fixed
         n = x.numel() / (self.scale.numel() if per_ch else 1)
         step = grad_scale(self.scale, 1.0 / math.sqrt(max(n, 1.0) * float(qmax.detach()))) * span
-        step = step.abs() + 1e-12
+        step = step.abs().clamp_min(SCALE_EPS)  # the value calculate_qparams returns, bit for bit
         return fake_quantize(x, step, self.zero_point, qmin, qmax, self.ch_axis if per_ch else None)
 
     # -- torch.ao convert / export ----------------------------------------------------------------
@@ -193,7 +199,9 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
                 "observer on) before freezing, converting or exporting"
             )
         self._sync_bits(self.bits)
-        return self.scale.detach().abs().clamp_min(1e-12), self.zero_point.detach().round().to(torch.int32)
+        return self.scale.detach().abs().clamp_min(SCALE_EPS), self.zero_point.detach().round().to(
+            torch.int32
+        )
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):  # type: ignore[no-untyped-def]
         """Also accepts fixed-bit checkpoints (torch.ao ``FakeQuantize`` or a learnable one frozen).
