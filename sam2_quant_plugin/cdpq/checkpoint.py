@@ -1,5 +1,7 @@
-"""Resumable search state: JSON progress plus the student (full after training, quantizers after each
-accepted bit drop). Resuming reloads both and continues from the last accepted step.
+"""Resumable search state: JSON progress, the quantizer state after each accepted bit drop, and after each
+training round what that round changed: the trained parameters (those with ``requires_grad``, i.e. the
+``target_roots``), plus the optimizer state while another round is to come. The rest of the student is
+the teacher's copy, which resume rebuilds. Resuming reloads these and continues from the last accepted step.
 """
 
 from __future__ import annotations
@@ -45,6 +47,15 @@ def _quant_state(student: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in student.state_dict().items() if "fake_quant" in k}
 
 
+def _trained_params(student: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters training moves, less the quantizers' (those are in the quantizer file)."""
+    return {
+        n: p.detach().clone()
+        for n, p in student.named_parameters()
+        if p.requires_grad and "fake_quant" not in n
+    }
+
+
 def save(
     run_dir: Path,
     student: nn.Module,
@@ -53,13 +64,32 @@ def save(
     *,
     full: bool = False,
 ) -> None:
-    """Write the checkpoint; ``full`` also writes the student's weights and the optimizer state."""
+    """Write the checkpoint; ``full`` also writes the trained parameters and the ``optimizer`` state (pass
+    None when no training round follows: Adam's moments are then never read again).
+    """
     if full:
-        blob = {"student": student.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None}
+        opt_state = optimizer.state_dict() if optimizer is not None else None
+        blob = {"params": _trained_params(student), "optimizer": opt_state}
         atomic_write(run_dir / STUDENT, lambda p: torch.save(blob, p), overwrite=True)
     quant = _quant_state(student)
     atomic_write(run_dir / QUANT, lambda p: torch.save(quant, p), overwrite=True)
     atomic_write_json(run_dir / STATE, asdict(state), overwrite=True)
+
+
+def _load_params(student: nn.Module, blob: dict[str, Any]) -> None:
+    if "student" in blob:  # run folders written before the parameters-only format: a full state dict
+        student.load_state_dict(blob["student"])
+        return
+    params = dict(student.named_parameters())
+    unknown = [n for n in blob["params"] if n not in params]
+    if unknown:
+        raise RuntimeError(
+            f"checkpoint holds {len(unknown)} parameters the student lacks, e.g. {unknown[:3]}: it was "
+            "written for another model or target_roots"
+        )
+    with torch.no_grad():
+        for n, v in blob["params"].items():
+            params[n].copy_(v)
 
 
 def load(
@@ -71,7 +101,7 @@ def load(
     state = SearchState.from_dict(json.loads((run_dir / STATE).read_text()))
     if (run_dir / STUDENT).exists():
         blob = torch.load(run_dir / STUDENT, map_location="cpu", weights_only=True)
-        student.load_state_dict(blob["student"])
+        _load_params(student, blob)
         if optimizer is not None and blob.get("optimizer"):
             optimizer.load_state_dict(blob["optimizer"])
     quant = torch.load(run_dir / QUANT, map_location="cpu", weights_only=True)

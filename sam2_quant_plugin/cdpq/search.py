@@ -190,7 +190,8 @@ def run_search(
     def save(full: bool = False) -> None:
         state.search_seconds = time.perf_counter() - t_start
         if run_dir is not None and ddp.is_main():
-            checkpoint.save(run_dir, s.student, state, opt, full=full)
+            more_training = state.rounds_done < cfg.rounds  # else Adam's moments are never read again
+            checkpoint.save(run_dir, s.student, state, opt if more_training else None, full=full)
 
     mirror: EvalMirror | None = None
 
