@@ -123,7 +123,7 @@ def parse_set(text: str) -> dict[str, object]:
         ) from None
     if not isinstance(extra, dict):
         raise ConfigError(
-            f"--set must be a JSON object of CDPQConfig fields, e.g. '{{\"rounds\": 0}}'; got {text!r:.80}"
+            f"--set {text!r:.80} is not a JSON object. Fix: pass CDPQConfig fields, e.g. '{{\"rounds\": 0}}'."
         )
     return extra
 

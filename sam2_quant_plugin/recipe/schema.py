@@ -200,8 +200,8 @@ class Recipe:
         default = data.get("default")
         if default is not None and not isinstance(default, Mapping):
             raise RecipeError(
-                f"{source}: 'default' must be a mapping like {{weight: {{bits: 8}}}} or null, "
-                f"got {default!r:.60}"
+                f"{source}: 'default' must be a mapping or null, got {default!r:.60}. Fix: e.g. "
+                "'default: {weight: {bits: 8}}'"
             )
         rules = data.get("rules") or []
         if not isinstance(rules, list):
