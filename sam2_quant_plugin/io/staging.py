@@ -42,19 +42,35 @@ def refuse_non_empty(final: Path, flag: str = "--out") -> None:
         )
 
 
+_MADE: dict[Path, list[Path]] = {}  # partial folder -> parent folders created for it (removed with it)
+
+
 def _partial(final: Path) -> Path:
+    made = [p for p in (final.parent, *final.parent.parents) if not p.exists()]
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}{PARTIAL}", dir=final.parent))
+    _MADE[tmp] = made
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700 folders; give the usual permissions
     return tmp
 
 
+def _remove(tmp: Path) -> None:
+    """Remove a partial folder and the parents created for it, if they are empty now."""
+    shutil.rmtree(tmp, ignore_errors=True)
+    for parent in _MADE.pop(tmp, []):
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
 def publish(tmp: Path, final: Path) -> Path:
     """Rename the finished folder ``tmp`` to ``final`` (which must be absent or an empty folder)."""
     try:
         os.rename(tmp, final)  # atomic; replaces an empty folder, fails on a non-empty one
+        _MADE.pop(tmp, None)
     except OSError as e:
         if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
             raise FileExistsError(
@@ -80,7 +96,7 @@ def staged_dir(final: str | Path) -> Iterator[Path]:
         yield tmp
         publish(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
 
 
@@ -128,7 +144,7 @@ def publish_run_dir(partial: Path) -> Path:
             return publish(partial, final)
         except FileExistsError:
             continue
-    shutil.rmtree(partial, ignore_errors=True)
+    _remove(partial)
     final = first
     raise FileExistsError(f"could not rename {partial} to a fresh run folder. Fix: clean up {final.parent}.")
 
@@ -137,7 +153,7 @@ def discard_staged() -> list[Path]:
     """Remove every partial run folder not yet published (after a failed command); returns them."""
     gone = list(_OPEN)
     for tmp in gone:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         log.debug("removed partial output %s", tmp)
     _OPEN.clear()
     return gone
