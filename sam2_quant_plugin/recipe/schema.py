@@ -211,8 +211,8 @@ class Recipe:
             targets = (targets,)
         if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
             raise RecipeError(
-                f"{source}: 'targets' must be a list of module-name prefixes, e.g. [image_encoder]; got "
-                f"{targets!r:.60}"
+                f"{source}: 'targets' must be a list of module-name prefixes, got {targets!r:.60}. Fix: e.g. "
+                "'targets: [image_encoder]'"
             )
         version = data["version"]
         if isinstance(version, bool) or not isinstance(version, int):
