@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(STAMP)       ## CPU EP latency/size/parity table -> docs/BENCHMARKS.md
-	$(BIN)/sam2-quant bench
+	$(BIN)/sam2-quant bench --doc docs/BENCHMARKS.md
 
 clean-venv:
 	rm -rf $(VENV)

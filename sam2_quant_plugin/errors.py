@@ -44,3 +44,7 @@ class ParityError(Sam2QuantError, AssertionError):
 
 class DataError(Sam2QuantError, OSError):
     """An image or video folder is missing, empty, or holds unreadable files."""
+
+
+class BundleError(Sam2QuantError, ValueError):
+    """An ONNX bundle (folder + manifest.json) is incomplete, corrupt, or points outside itself."""

@@ -122,6 +122,18 @@ class CDPQConfig:
             raise ConfigError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
         if self.mode not in ("search", "differentiable"):
             raise ConfigError(f"mode={self.mode!r}; use 'search' or 'differentiable'")
+        for key, value in (("target_avg_bits", self.target_avg_bits), ("target_bytes", self.target_bytes)):
+            if value is not None and not value > 0:  # also NaN
+                flag = "--target-bits" if key == "target_avg_bits" else "--target-mb"
+                raise ConfigError(
+                    f"{key}={value}: a size budget must be a positive number. Fix: pass {flag} > 0, "
+                    "or omit it to search without a budget."
+                )
+        if self.target_avg_bits is not None and self.target_avg_bits < min(lad):
+            raise ConfigError(
+                f"target_avg_bits={self.target_avg_bits} is below the lowest rung of ladder {lad}, so it can "
+                f"never be met. Fix: ask for at least {min(lad)} bits, or add a lower rung to the ladder."
+            )
         if self.target_bytes is not None and self.storage == "onnx" and min(lad) > 4:
             raise ConfigError(
                 f"target_bytes with storage='onnx' and ladder {lad}: the export stores every width above 4 "

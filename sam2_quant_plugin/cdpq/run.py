@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Any
 import torch.distributed as dist
 
 from ..api import current_recipe
+from ..errors import ConfigError
 from ..io.atomic import atomic_write_json, new_run_dir
 from ..recipe.io import save_recipe
 from . import ddp
 from .artifacts import attach_log_file, detach_log_file, plot_bits, plot_losses, read_jsonl, truncate_jsonl
+from .budget import check_budget_feasible
 from .checkpoint import STATE
 from .config import CDPQConfig
 from .differentiable import run_differentiable
@@ -37,8 +40,37 @@ def _run_dir(cfg: CDPQConfig, out: str | Path, resume: str | Path | None) -> Pat
     return Path(path[0])
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; ``run_dir`` holds the state saved so far (``--resume`` continues from it)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
 def load_config(run_dir: str | Path) -> CDPQConfig:
-    return CDPQConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
+    """The saved config of a run folder; :class:`ConfigError` when the folder is not a CDPQ run."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        what = "does not exist" if not Path(run_dir).exists() else "is not a CDPQ run folder (no config.json)"
+        raise ConfigError(
+            f"--resume {run_dir} {what}. Fix: pass the run folder a cdpq run printed "
+            "(runs/<timestamp>_<name>), or start a new run without --resume."
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path} cannot be read ({e}). Fix: start a new run without --resume.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} is not a JSON object. Fix: start a new run without --resume.")
+    return CDPQConfig.from_dict(data)
+
+
+def _remove_if_unstarted(run_dir: Path) -> None:
+    """Remove a run folder that holds nothing but its config and log (the run failed before any step)."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {"config.json", "train.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        log.info("removed %s: the run failed before its first step", run_dir)
 
 
 def _sensitivity(s: Session, run_dir: Path, progress: bool) -> dict[str, float] | None:
@@ -72,12 +104,15 @@ def run_cdpq(
         raise ValueError("give a CDPQConfig or a run folder to resume")
     run_dir = _run_dir(cfg, out, resume)
     handler = attach_log_file(run_dir) if ddp.is_main() else None
+    started = False  # any state written beyond config.json (else a failed new run leaves no folder)
     try:
         t0 = time.perf_counter()
         if ddp.is_main() and not (run_dir / "config.json").exists():
             atomic_write_json(run_dir / "config.json", cfg.to_dict())
         log.info("CDPQ run folder %s (mode %s)", run_dir, cfg.mode)
         s = build_session(cfg, **session_kw)
+        check_budget_feasible(s)  # an impossible budget fails now, not after the whole search
+        started = True
         sens = _sensitivity(s, run_dir, progress)
         extra: dict[str, Any] = {}
         if cfg.mode == "search":
@@ -111,9 +146,14 @@ def run_cdpq(
             summary = {"run_dir": str(run_dir), "bits": bits_map(s.student), **extra}
         ddp.barrier()
         return summary
+    except KeyboardInterrupt:
+        started = True  # keep the folder: --resume continues from it
+        raise Interrupted(run_dir) from None
     finally:
         if handler is not None:
             detach_log_file(handler)
+        if not started and resume is None and ddp.is_main():
+            _remove_if_unstarted(run_dir)
 
 
 def finalize(

@@ -3,7 +3,8 @@
 Each variant is exported into a fresh run folder, timed (median of many runs) and compared with the float
 PyTorch model on photos (mask IoU of a decoded point grid); each encoder graph is also audited against the
 float encoder of its precision (:mod:`.bench_audit`). Results go to ``<run>/bench.json`` and to the
-Markdown file ``--doc`` (default docs/BENCHMARKS.md) with device, versions and the command.
+Markdown file ``<run>/BENCHMARKS.md`` with device, versions and the command; ``--doc PATH`` also writes it
+to PATH (``make bench`` passes ``docs/BENCHMARKS.md``). Nothing is written outside ``--out`` otherwise.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
 from .bench_audit import audit_markdown, audit_variants
 from .common import add_model_arguments, build_model, weights_label
 
-HELP = "benchmark float / fp16 / W8A8 / mixed low-bit / onnxruntime RTN ONNX; writes docs/BENCHMARKS.md"
+HELP = "benchmark float / fp16 / W8A8 / mixed low-bit / onnxruntime RTN ONNX; writes <run>/BENCHMARKS.md"
 log = logging.getLogger("sam2-quant.bench")
 
 #: name -> (recipe or None, weight format, opset, graph suffix, encoder pass after export or None)
@@ -77,7 +79,11 @@ NOTES = [
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p, image_size=512)
     p.add_argument("--out", default="runs", help="parent folder of the fresh results folder")
-    p.add_argument("--doc", default="docs/BENCHMARKS.md", help="Markdown file to (re)write")
+    p.add_argument(
+        "--doc",
+        default=None,
+        help="also (re)write this Markdown file, e.g. docs/BENCHMARKS.md (default: only <run>/BENCHMARKS.md)",
+    )
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {list(VARIANTS)}")
     p.add_argument("--w8a8-recipe", default="w8a8", help="recipe of the W8A8 variant")
     p.add_argument("--repeats", type=int, default=20, help="timed runs per graph")
@@ -90,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     from ..onnx.timing import environment
     from ..sam2.preprocess import bundled_images, load_image
 
+    unknown = [k for k in args.variants.split(",") if k not in VARIANTS]
+    if unknown:
+        raise ConfigError(f"--variants: unknown {unknown}. Fix: pick from {','.join(VARIANTS)}")
     variants = {k: VARIANTS[k] for k in args.variants.split(",")}
     if "w8a8" in variants:
         variants["w8a8"] = (args.w8a8_recipe, *variants["w8a8"][1:])
@@ -113,8 +122,11 @@ def run(args: argparse.Namespace) -> int:
     _time_all(result["variants"], args)
     audit_variants(result["variants"])
     atomic_write_json(run_dir / "bench.json", result)
-    atomic_write_text(args.doc, markdown(result, run_dir), overwrite=True)
-    log.info("wrote %s and %s", run_dir / "bench.json", args.doc)
+    text = markdown(result, run_dir)
+    atomic_write_text(run_dir / "BENCHMARKS.md", text)
+    if args.doc:  # only when asked: never a file outside --out by default
+        atomic_write_text(args.doc, text, overwrite=True)
+    log.info("wrote %s and %s", run_dir / "bench.json", args.doc or run_dir / "BENCHMARKS.md")
     if result["weights"].startswith("RANDOM"):
         log.warning("!!! benchmark weights are %s !!!", result["weights"])
     return 1 if result.get("failed") else 0

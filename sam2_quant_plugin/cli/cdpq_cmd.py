@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 
 from ..cdpq import ddp
 from ..cdpq.confidence import heuristics
 from ..cdpq.config import ORDERS, CDPQConfig
-from ..cdpq.run import run_cdpq
+from ..cdpq.run import Interrupted, load_config, run_cdpq
+from ..errors import ConfigError
 from ..numerics import STORAGE_MODES
+from .checks import check_writable
 from .common import add_model_arguments
 
 HELP = "CDPQ: choose per-layer weight bits by distillation (search or learnable) and write a recipe"
@@ -67,7 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=1, help="KD epochs per round")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--bit-lambda", type=float, default=0.05, help="differentiable mode: bit penalty weight")
-    p.add_argument("--max-attempts", type=int, default=None, help="stop after N attempts (resume later)")
+    p.add_argument(
+        "--max-attempts", type=int, default=None, help="stop after N attempts in all (resume later)"
+    )
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument(
         "--set", default=None, metavar="JSON", help="extra CDPQConfig fields, e.g. '{\"rounds\": 0}'"
@@ -90,7 +95,7 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "ladder": tuple(args.ladder),
         "target_roots": tuple(args.target_roots),
         "target_avg_bits": args.target_bits,
-        "target_bytes": args.target_mb * 1e6 if args.target_mb else None,
+        "target_bytes": args.target_mb * 1e6 if args.target_mb is not None else None,  # 0 is a budget
         "storage": args.storage,
         "group_size": args.group_size,
         "impact_threshold": args.impact_threshold,
@@ -104,14 +109,42 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "max_attempts": args.max_attempts,
     }
     if args.set:
-        d.update(json.loads(args.set))
+        d.update(parse_set(args.set))
     return CDPQConfig.from_dict(d)
+
+
+def parse_set(text: str) -> dict[str, object]:
+    try:
+        extra = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(
+            f"--set {text!r:.80} is not valid JSON ({e}). Fix: pass a JSON object, e.g. "
+            "--set '{\"rounds\": 0}'."
+        ) from None
+    if not isinstance(extra, dict):
+        raise ConfigError(
+            f"--set {text!r:.80} is not a JSON object. Fix: pass CDPQConfig fields, e.g. '{{\"rounds\": 0}}'."
+        )
+    return extra
 
 
 def run(args: argparse.Namespace) -> int:
     ddp.init_from_env()
-    cfg = None if args.resume else config_from_args(args)
-    summary = run_cdpq(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    if args.resume:  # the saved config, but --max-attempts as given now (none: run to the end)
+        cfg = replace(load_config(args.resume), max_attempts=args.max_attempts)
+    else:
+        cfg = config_from_args(args)
+        check_writable(args.out)
+    try:
+        summary = run_cdpq(cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    except Interrupted as e:
+        log.error(
+            "interrupted (Ctrl-C); the last accepted step is saved in %s. Fix: continue with "
+            "`sam2-quant cdpq --resume %s`",
+            e.run_dir,
+            e.run_dir,
+        )
+        return 130
     if not ddp.is_main():
         return 0
     if summary.get("interrupted"):

@@ -8,9 +8,11 @@ import argparse
 import logging
 import shlex
 
+from ..errors import ConfigError
 from ..eval.baselines.registry import DEFAULT_METHODS, METHODS
 from ..eval.latency import set_threads
 from ..eval.pipeline import run_eval
+from .checks import check_positive, check_writable
 from .common import add_model_arguments, build_model, weights_label
 
 HELP = "fidelity table vs the float teacher: ours vs torch.ao, onnxruntime and NNCF quantizers (issue #5)"
@@ -71,6 +73,11 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag in ("points_per_side", "max_boxes", "time_repeats"):
+        check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
+    if args.max_frames < 0:
+        raise ConfigError(f"--max-frames is {args.max_frames}. Fix: pass 0 (all frames) or a positive count.")
+    check_writable(args.out)
     set_threads(args.threads)
     teacher = build_model(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import ExportError
+from .checks import check_export_target
 from .common import add_model_arguments, build_model, weights_label
 
 HELP = "export SAM 2 (float or quantized with --recipe) as encoder.onnx + decoder.onnx (+ manifest.json)"
@@ -69,6 +70,8 @@ def resolve_options(args: argparse.Namespace) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
+    from ..io.bundle import CALIBRATION_ATTR
+    from ..io.photos import describe_photos
     from ..onnx.export import check_export_options
     from ..onnx.pipeline import export_bundle
     from ..sam2.preprocess import bundled_images, list_images, load_image
@@ -77,11 +80,13 @@ def run(args: argparse.Namespace) -> int:
     check_export_options(int(opts["opset"]), str(opts["weight_format"]))  # fail before the slow part
     args.image_size = int(opts["image_size"])  # type: ignore[arg-type]
     model = build_model(args)
+    check_export_target(args.out, model, opts)  # new, writable, room for the bundle: before calibrating
     if opts["recipe"]:
         paths = list_images(args.images) if args.images else bundled_images()
         qmodel = prepare_qat(model, opts["recipe"])  # type: ignore[arg-type]
         calibrate(qmodel, [load_image(p) for p in paths], image_size=args.image_size)
         model = freeze(qmodel)
+        setattr(model, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))
     manifest = export_bundle(
         model,
         args.out,

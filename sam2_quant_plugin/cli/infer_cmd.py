@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import BundleError, DataError
+from .checks import check_box, check_point
 
 HELP = (
     "run encoder.onnx + decoder.onnx on a photo with --point X,Y / --box x0,y0,x1,y1; save mask + overlay PNG"
@@ -35,7 +36,11 @@ def _floats(text: str, n: int, what: str) -> list[float]:
     except ValueError:
         vals = []
     if len(vals) != n:
-        raise DataError(f"{what} {text!r} must be {n} comma-separated numbers, e.g. --{what} 120,80")
+        example = "120,80" if n == 2 else "10,20,200,160"
+        raise DataError(
+            f"--{what} {text!r} must be {n} comma-separated numbers. Fix: pass e.g. --{what} {example} "
+            f"(negative values as --{what}=-5,10)."
+        )
     return vals
 
 
@@ -44,12 +49,15 @@ def prompts(args: argparse.Namespace, hw: tuple[int, int], size: int) -> tuple[n
     pts, labels = [], []
     for text in args.point:
         pts.append(_floats(text, 2, "point"))
+        check_point(*pts[-1], hw, f"--point {text}")
         labels.append(1)
     for text in args.neg_point:
         pts.append(_floats(text, 2, "neg-point"))
+        check_point(*pts[-1], hw, f"--neg-point {text}")
         labels.append(0)
     if args.box:
         x0, y0, x1, y1 = _floats(args.box, 4, "box")
+        check_box((x0, y0, x1, y1), hw)
         pts = [[x0, y0], [x1, y1], *pts]
         labels = [2, 3, *labels]
     if not pts:
@@ -65,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from ..io.atomic import atomic_write
+    from ..io.bundle import bundle_files
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import make_session
     from ..sam2.preprocess import load_image, to_model_input
@@ -72,12 +81,17 @@ def run(args: argparse.Namespace) -> int:
     d = Path(args.onnx_dir)
     manifest = read_manifest(d)
     size = int(manifest["image_size"])
-    files = manifest["files"]
     suffix = "_fp16" if args.fp16 else ""
+    if f"encoder{suffix}" not in manifest["files"]:
+        raise BundleError(
+            f"--fp16: bundle {d} has no fp16 graphs (files: {sorted(manifest['files'])}). Fix: drop "
+            "--fp16, or export again with --fp16 (float or weight-only recipes)."
+        )
+    files = bundle_files(d, manifest, [f"encoder{suffix}", f"decoder{suffix}"])
     img = load_image(args.image)
     coords, labels = prompts(args, img.shape[:2], size)
-    enc = make_session(d / files[f"encoder{suffix}"], args.provider)
-    dec = make_session(d / files[f"decoder{suffix}"], args.provider)
+    enc = make_session(files[f"encoder{suffix}"], args.provider)
+    dec = make_session(files[f"decoder{suffix}"], args.provider)
     embed, hr0, hr1 = enc.run(None, {"image": to_model_input([img], size).numpy()})
     feed = {"image_embed": embed, "high_res_feats_0": hr0, "high_res_feats_1": hr1}
     masks, iou = dec.run(None, {**feed, "point_coords": coords, "point_labels": labels})

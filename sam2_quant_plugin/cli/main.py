@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
 from ..errors import Sam2QuantError
+from ..io.staging import discard_staged
+from .checks import os_error_message
 
 COMMANDS = ("inspect", "run", "export", "validate", "infer", "bench", "cdpq", "eval")
 
@@ -33,21 +36,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: options whose value is a comma list of numbers, which may start with '-' (e.g. --point -5,10)
+NUMERIC_LIST_OPTIONS = ("--point", "--neg-point", "--box")
+_NUMBERS = re.compile(r"^-[0-9.eE+-]*(,[-0-9.eE+]*)*$|^-(inf|nan)", re.IGNORECASE)
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--point -5,10`` -> ``--point=-5,10``: argparse would read ``-5,10`` as an unknown option."""
+    out: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a in NUMERIC_LIST_OPTIONS:
+            nxt = next(it, None)
+            if nxt is not None and _NUMBERS.match(nxt):
+                out.append(f"{a}={nxt}")
+                continue
+            out += [a] if nxt is None else [a, nxt]
+            continue
+        out.append(a)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = join_negative_values(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    log = logging.getLogger("sam2-quant")
     try:
         return int(args._run(args) or 0)
-    except Sam2QuantError as e:
-        logging.getLogger("sam2-quant").error("%s", e)
+    except (Sam2QuantError, FileExistsError) as e:
+        log.error("%s", e)
         return 2
-    except FileExistsError as e:
-        logging.getLogger("sam2-quant").error("%s", e)
+    except OSError as e:  # read-only or full output folder, permissions: one line, never a traceback
+        msg = os_error_message(e)
+        if msg is None:
+            raise
+        log.error("%s", msg)
         return 2
+    finally:
+        for partial in discard_staged():  # output of a command that did not finish
+            log.info("removed unfinished output %s", partial)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,13 @@ import torch
 from ..api import current_recipe, freeze, prepare_qat, weight_bits_summary
 from ..calibrate import calibrate
 from ..fidelity import image_fidelity
-from ..io.atomic import atomic_write, atomic_write_json, atomic_write_text, new_run_dir
+from ..io.atomic import atomic_write, atomic_write_json, atomic_write_text
+from ..io.bundle import CALIBRATION_ATTR
+from ..io.photos import describe_photos
+from ..io.staging import final_name, new_staged_run_dir, publish_run_dir
 from ..recipe import load_recipe, save_recipe
 from ..sam2.preprocess import bundled_images, list_images, load_image
+from .checks import check_positive, check_writable, expected_run_bytes
 from .common import add_model_arguments, build_model, weights_label
 
 HELP = "quantize SAM 2 with a recipe on photos, report fidelity, export + validate ONNX (the main job)"
@@ -37,16 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     recipe = load_recipe(args.recipe)
+    check_positive(args.points_per_side, "--points-per-side")
     model = build_model(args)
     weights = weights_label(model)
     paths = list_images(args.images) if args.images else bundled_images()
     images = [load_image(p) for p in paths]
-    run_dir = new_run_dir(args.out, f"{recipe.name}_{args.config}")
-    log.info("run folder: %s", run_dir)
+    check_writable(args.out, expected_run_bytes(model, export=not args.no_export))  # before calibrating
+    run_dir = new_staged_run_dir(args.out, f"{recipe.name}_{args.config}")  # renamed into place when done
+    log.info("run folder: %s (appears when the run is done)", final_name(run_dir))
 
     qmodel = prepare_qat(model, recipe)
     calibrate(qmodel, images, image_size=args.image_size)
     frozen = freeze(qmodel)
+    setattr(frozen, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))  # for the manifest
     fid = image_fidelity(
         model, frozen, images, image_size=args.image_size, points_per_side=args.points_per_side
     )
@@ -73,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     report["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(run_dir / "report.json", report)
     atomic_write_text(run_dir / "report.md", _markdown(report, args))
+    run_dir = publish_run_dir(run_dir)
     log.info(
         "mask IoU vs float %.4f, embed cosine %.5f, avg W bits %.2f -> %s",
         fid["mask_iou"],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import ParityError
 from ..io.atomic import atomic_write_json, atomic_write_text
+from .checks import check_positive
 
 HELP = "validate an ONNX bundle on onnxruntime: size, latency per EP, parity; report.json + report.md"
 log = logging.getLogger("sam2-quant.validate")
@@ -23,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx-dir", required=True, help="folder written by sam2-quant export")
     p.add_argument("--checkpoint", default=None, help="checkpoint of the exported model (if it had one)")
     p.add_argument("--images", default=None, help="photos for parity (default: bundled photos)")
+    p.add_argument(
+        "--calib-images", default=None, help="folder holding the photos export calibrated on (if not bundled)"
+    )
     p.add_argument("--points-per-side", type=int, default=4, help="point grid decoded for mask IoU")
     p.add_argument("--repeats", type=int, default=10, help="timed runs per graph (median reported)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
@@ -33,11 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _reference(manifest: dict, checkpoint: str | None, images: list) -> object:  # type: ignore[type-arg]
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
+    from ..io.bundle import reference_checkpoint
     from ..recipe import Recipe
     from ..sam2.build import build_sam2_model
 
     m = re.search(r"seed=(\d+)", str(manifest["weights"]))
-    ckpt = checkpoint or (None if manifest.get("random_init") else manifest["weights"])
+    ckpt = reference_checkpoint(manifest, checkpoint)  # the manifest's weights path is a label, never opened
     model = build_sam2_model(
         manifest["config"], ckpt, image_size=int(manifest["image_size"]), seed=int(m.group(1)) if m else 0
     )
@@ -51,6 +56,8 @@ def _reference(manifest: dict, checkpoint: str | None, images: list) -> object: 
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.bundle import bundle_files
+    from ..io.photos import reference_photos
     from ..onnx.parity import check_parity, pipeline_parity
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
@@ -60,12 +67,16 @@ def run(args: argparse.Namespace) -> int:
     d = Path(args.onnx_dir)
     manifest = read_manifest(d)
     size = int(manifest["image_size"])
-    images = [load_image(p) for p in (list_images(args.images) if args.images else bundled_images())]
+    check_positive(args.points_per_side, "--points-per-side")
+    check_positive(args.repeats, "--repeats")
+    files = bundle_files(d, manifest)  # inside the bundle, regular, complete ONNX files: before opening
+    parity_paths = list_images(args.images) if args.images else bundled_images()
+    calib = [load_image(p) for p in reference_photos(manifest, args.calib_images, parity_paths)]
+    images = [load_image(p) for p in parity_paths]
     report: dict = {"onnx_dir": str(d), "manifest": manifest, "environment": environment()}
     report["missing_providers"] = [m for p in PROVIDERS if (m := missing_provider_message(p))]
     for msg in report["missing_providers"]:
         log.warning("%s: latency is reported for the available providers only", msg)
-    files = {k: d / v for k, v in manifest["files"].items()}
     report["latency_ms"] = {
         ep: {
             k: time_graph(p, size, provider=ep, threads=args.threads, repeats=args.repeats)
@@ -73,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         }
         for ep in available_eps()
     }
-    ref = _reference(manifest, args.checkpoint, images)
+    ref = _reference(manifest, args.checkpoint, calib)
     kw = {"image_size": size, "points_per_side": args.points_per_side, "threads": args.threads}
     enc, dec = files["encoder"], files["decoder"]
     report["parity"] = {

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from ..io.atomic import new_run_dir
+from ..io.staging import discard_staged, final_name, new_staged_run_dir, publish_run_dir
 from ..sam2.preprocess import bundled_images, list_images, load_image
 from .baselines.base import BuildContext
 from .baselines.registry import DEFAULT_METHODS, make_methods
@@ -64,46 +64,59 @@ def run_eval(
     arrays = [load_image(p) for p in paths]
     method_objs = make_methods(list(methods), list(recipes))
     config = getattr(teacher, "sam2_quant_config", "sam2")
-    run_dir = new_run_dir(out, f"eval_{config}_{image_size}")
+    run_dir = new_staged_run_dir(out, f"eval_{config}_{image_size}")  # renamed into place when done
     log.info(
-        "run folder %s: %d methods, %d images, %d px", run_dir, len(method_objs), len(arrays), image_size
+        "run folder %s: %d methods, %d images, %d px",
+        final_name(run_dir),
+        len(method_objs),
+        len(arrays),
+        image_size,
     )
-    ref = build_reference(
-        teacher,
-        arrays,
-        image_size=image_size,
-        names=[p.name for p in paths],
-        points_per_side=points_per_side,
-        max_boxes=max_boxes,
-        box_mode=box_mode,
-        seed=seed,
-    )
-    video_ref = (
-        None if video is False else build_video_reference(teacher, video or None, max_frames=max_frames)
-    )
-    ctx = BuildContext(teacher, arrays, image_size, run_dir / "artifacts", seed=seed)
-    ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    rows = run_methods(ctx, method_objs, ref, video_ref, time_repeats=time_repeats, timing=timing)
-    desc = ref.describe()
-    results = {
-        "weights": str(getattr(teacher, "sam2_quant_weights", "unknown")),
-        "config": config,
-        "image_size": image_size,
-        "images": [str(p) for p in paths],
-        "video": video_ref.describe() if video_ref else {"video": "not run"},
-        "prompts": {k: desc[k] for k in ("point_prompts", "box_prompts")},
-        "seed": seed,
-        "host": host_description(),
-        "timing_note": (
-            f"Timings: median of {time_repeats} runs on a shared CPU; treat ratios as rough."
-            if timing
-            else "Timing skipped (--no-timing)."
-        ),
-        "command": command,
-        "rows": rows,
-    }
-    results["artifacts"] = str(ctx.work_dir) if keep_artifacts else "deleted (keep with --keep-artifacts)"
-    paths = write_report(results, run_dir)
-    if not keep_artifacts:
-        shutil.rmtree(ctx.work_dir, ignore_errors=True)
+    try:
+        ref = build_reference(
+            teacher,
+            arrays,
+            image_size=image_size,
+            names=[p.name for p in paths],
+            points_per_side=points_per_side,
+            max_boxes=max_boxes,
+            box_mode=box_mode,
+            seed=seed,
+        )
+        ctx = BuildContext(teacher, arrays, image_size, run_dir / "artifacts", seed=seed)
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        video_ref = (  # a frame subset is linked under artifacts/, so nothing is left in /tmp
+            None
+            if video is False
+            else build_video_reference(teacher, video or None, max_frames=max_frames, work_dir=ctx.work_dir)
+        )
+        rows = run_methods(ctx, method_objs, ref, video_ref, time_repeats=time_repeats, timing=timing)
+        desc = ref.describe()
+        results = {
+            "weights": str(getattr(teacher, "sam2_quant_weights", "unknown")),
+            "config": config,
+            "image_size": image_size,
+            "images": [str(p) for p in paths],
+            "video": video_ref.describe() if video_ref else {"video": "not run"},
+            "prompts": {k: desc[k] for k in ("point_prompts", "box_prompts")},
+            "seed": seed,
+            "host": host_description(),
+            "timing_note": (
+                f"Timings: median of {time_repeats} runs on a shared CPU; treat ratios as rough."
+                if timing
+                else "Timing skipped (--no-timing)."
+            ),
+            "command": command,
+            "rows": rows,
+        }
+        kept = str(final_name(run_dir) / "artifacts")
+        results["artifacts"] = kept if keep_artifacts else "deleted (keep with --keep-artifacts)"
+        paths = write_report(results, run_dir)
+        if not keep_artifacts:
+            shutil.rmtree(ctx.work_dir, ignore_errors=True)
+        final = publish_run_dir(run_dir)
+        paths = {k: final / p.relative_to(run_dir) for k, p in paths.items()}
+    except BaseException:
+        discard_staged()
+        raise
     return results, paths

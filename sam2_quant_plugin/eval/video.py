@@ -99,12 +99,16 @@ def propagate(predictor: nn.Module, video_dir: str | Path, points: np.ndarray) -
     return [out[i] for i in sorted(out)]
 
 
-def first_frames(video_dir: str | Path, max_frames: int | None) -> Path:
-    """``video_dir``, or a temporary folder linking its first ``max_frames`` JPEG frames (in frame order)."""
+def first_frames(video_dir: str | Path, max_frames: int | None, work_dir: Path | None = None) -> Path:
+    """``video_dir``, or a folder linking its first ``max_frames`` JPEG frames (in frame order).
+
+    The folder is created in ``work_dir`` (which the caller removes) or, without one, in the system
+    temporary folder (then the caller must remove it).
+    """
     frames = sorted(Path(video_dir).glob("*.jp*g"), key=lambda p: int(p.stem))
     if max_frames is None or len(frames) <= max_frames:
         return Path(video_dir)
-    tmp = Path(tempfile.mkdtemp(prefix="sam2_quant_frames_"))
+    tmp = Path(tempfile.mkdtemp(prefix="sam2_quant_frames_", dir=work_dir))
     for f in frames[:max_frames]:
         (tmp / f.name).symlink_to(f.resolve())
     log.info("video: first %d of %d frames of %s", max_frames, len(frames), video_dir)
@@ -117,9 +121,10 @@ def build_video_reference(
     *,
     n_per_side: int = 1,
     max_frames: int | None = None,
+    work_dir: Path | None = None,
 ) -> VideoReference:
     source = Path(video_dir if video_dir is not None else default_video_dir())
-    video_dir = first_frames(source, max_frames)
+    video_dir = first_frames(source, max_frames, work_dir)
     points, _ = first_frame_points(video_dir, n_per_side)
     logits = propagate(make_video_predictor(teacher), video_dir, points)
     return VideoReference(video_dir, points, logits, str(source))

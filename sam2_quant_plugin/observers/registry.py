@@ -27,7 +27,7 @@ def get_observer(name: str) -> type:
         return _OBSERVERS[name]
     except KeyError:
         raise RecipeError(
-            f"observer {name!r} is not registered; choose one of {sorted(_OBSERVERS)}"
+            f"observer {name!r} is not registered. Fix: use one of {sorted(_OBSERVERS)}"
         ) from None
 
 

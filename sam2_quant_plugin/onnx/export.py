@@ -47,6 +47,7 @@ from .wrappers import (
 log = logging.getLogger(__name__)
 MAX_TS_OPSET = 20  # the TorchScript exporter's highest opset; higher ones are reached by version conversion
 INT4_MIN_OPSET = 21
+MIN_OPSET, MAX_OPSET = 17, 21  # the opsets the exporter is tested with (LayerNormalization needs 17)
 
 
 Names = tuple[tuple[str, ...], tuple[str, ...]]
@@ -100,6 +101,11 @@ def _scope_input_quant(model: nn.Module) -> nn.Module:
 
 
 def check_export_options(opset: int, weight_format: str) -> None:
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(
+            f"opset {opset} is not supported: the exporter needs opset {MIN_OPSET}..{MAX_OPSET} "
+            f"(LayerNormalization, per-channel QuantizeLinear). Fix: pass --opset {MIN_OPSET} (int4: 21)."
+        )
     if weight_format not in WEIGHT_FORMATS:
         raise ExportError(f"weight_format={weight_format!r} is unknown; use one of {WEIGHT_FORMATS}")
     if weight_format == "int4" and opset < INT4_MIN_OPSET:

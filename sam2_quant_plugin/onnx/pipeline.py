@@ -14,6 +14,9 @@ from torch import nn
 from ..api import STATE_ATTR
 from ..errors import ExportError
 from ..io.atomic import atomic_write_json
+from ..io.bundle import manifest_header
+from ..io.bundle import read_manifest as read_manifest  # the schema-checked reader (re-exported)
+from ..io.staging import staged_output
 from .export import export_decoder, export_image_encoder
 from .fp16 import to_fp16
 from .parity import pipeline_parity
@@ -22,6 +25,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 
 
+@staged_output  # written under a temporary name, renamed to out_dir at the end, removed on failure
 def export_bundle(
     model: nn.Module,
     out_dir: str | Path,
@@ -66,6 +70,7 @@ def export_bundle(
         files["decoder_fp16"] = to_fp16(files["decoder"], out / "decoder_fp16.onnx")
     weights = str(getattr(model, "sam2_quant_weights", "unknown"))
     manifest = {
+        **manifest_header(model),
         "weights": weights,
         "random_init": weights.startswith("random"),
         "config": getattr(model, "sam2_quant_config", None),
@@ -91,15 +96,6 @@ def export_bundle(
 def _meta(path: Path) -> dict[str, str]:
     proto = onnx.load(str(path), load_external_data=False)
     return {p.key: p.value for p in proto.metadata_props}
-
-
-def read_manifest(onnx_dir: str | Path) -> dict[str, object]:
-    path = Path(onnx_dir) / MANIFEST
-    if not path.is_file():
-        raise ExportError(
-            f"{path} not found: {onnx_dir} is not an ONNX bundle. Fix: run sam2-quant export first."
-        )
-    return json.loads(path.read_text())
 
 
 def export_and_validate(

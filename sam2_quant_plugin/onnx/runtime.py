@@ -7,6 +7,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from ..errors import BundleError
+
 log = logging.getLogger(__name__)
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -67,7 +69,14 @@ def make_session(
     if optimized_model_path is not None:
         so.optimized_model_filepath = str(optimized_model_path)
     providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
-    return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+    try:
+        return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+    except Exception as e:  # InvalidProtobuf, INVALID_ARGUMENT (e.g. external data outside the folder), ...
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise BundleError(
+            f"onnxruntime cannot load {path} ({type(e).__name__}: {first}). Fix: export the model again; "
+            "keep any external-data files beside the .onnx file, inside its folder."
+        ) from e
 
 
 def session_provider(session: ort.InferenceSession) -> str:

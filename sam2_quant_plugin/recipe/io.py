@@ -10,6 +10,7 @@ import yaml
 from ..errors import RecipeError
 from ..io.atomic import atomic_write_text
 from .schema import Recipe
+from .yaml_strict import MAX_RECIPE_BYTES, safe_load_strict
 
 DEFAULT_MODEL = "sam2.1_hiera_t"
 
@@ -40,7 +41,12 @@ def load_recipe(ref: str | Path) -> Recipe:
     """Load a recipe from a YAML path or a shipped name (e.g. ``w8a8`` or ``sam2.1_hiera_t/w4a8``)."""
     path = find_recipe(ref)
     try:
-        data = yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise RecipeError(
+                f"{path} is {path.stat().st_size / 1e6:.1f} MB; a recipe is at most "
+                f"{MAX_RECIPE_BYTES >> 20} MiB. Fix: check that you passed the recipe YAML file."
+            )
+        data = safe_load_strict(path.read_text(), str(path))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise RecipeError(f"{path}: cannot read the recipe ({e}); check that it is valid YAML") from None
     return Recipe.from_dict(data, source=str(path))

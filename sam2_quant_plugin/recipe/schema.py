@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ..errors import RecipeError
 from ..numerics import MAX_BITS, MIN_BITS, check_bits, check_group_size
+from .observer_check import check_observer
 
 SCHEMA_VERSION = 1
 Granularity = Literal["per_channel", "per_tensor", "per_group"]
@@ -70,7 +71,13 @@ class QuantSpec:
             raise RecipeError(f"rounding={self.rounding!r} is unknown; use one of {ROUNDINGS}")
         if self.rounding == "gptq" and not self.symmetric:
             raise RecipeError("rounding: gptq needs symmetric: true (it builds a symmetric grid)")
+        if not isinstance(self.observer_args, Mapping):
+            raise RecipeError(
+                f"observer_args must be a mapping, got {self.observer_args!r:.60}. Fix: e.g. "
+                "observer_args: {percentile: 99.9}"
+            )
         object.__setattr__(self, "observer_args", dict(self.observer_args))
+        check_observer(self)  # builds the fake-quant once: unknown observer or bad arguments fail here
 
     @property
     def per_channel(self) -> bool:
@@ -158,10 +165,19 @@ class Recipe:
         if self.version != SCHEMA_VERSION:
             raise RecipeError(
                 f"recipe {self.name!r} has schema version {self.version}; this package reads version "
-                f"{SCHEMA_VERSION}. Re-save it with `sam2-quant inspect --upgrade` or edit 'version'."
+                f"{SCHEMA_VERSION}. Fix: set 'version: {SCHEMA_VERSION}' in the file and check its keys "
+                "against docs (`sam2-quant inspect RECIPE` shows how it resolves)."
             )
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "targets", tuple(self.targets))
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.kind == "exact" and rule.match in seen:
+                raise RecipeError(
+                    f"recipe {self.name!r} has two exact rules for {rule.match!r}; the second would silently "
+                    "win. Fix: keep one rule per layer name (merge their settings)."
+                )
+            seen.add(rule.match)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -182,15 +198,34 @@ class Recipe:
         if "version" not in data:
             raise RecipeError(f"{source}: missing 'version' (this package writes version {SCHEMA_VERSION})")
         default = data.get("default")
+        if default is not None and not isinstance(default, Mapping):
+            raise RecipeError(
+                f"{source}: 'default' must be a mapping or null, got {default!r:.60}. Fix: e.g. "
+                "'default: {weight: {bits: 8}}'"
+            )
         rules = data.get("rules") or []
         if not isinstance(rules, list):
             raise RecipeError(f"{source}: 'rules' must be a list of rules")
+        targets = data.get("targets") or ("image_encoder",)
+        if isinstance(targets, str):
+            targets = (targets,)
+        if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
+            raise RecipeError(
+                f"{source}: 'targets' must be a list of module-name prefixes, got {targets!r:.60}. Fix: e.g. "
+                "'targets: [image_encoder]'"
+            )
+        version = data["version"]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise RecipeError(
+                f"{source}: 'version' must be the whole number {SCHEMA_VERSION}, got {version!r:.40}. "
+                f"Fix: write 'version: {SCHEMA_VERSION}'."
+            )
         return cls(
-            version=int(data["version"]),
+            version=version,
             name=str(data.get("name") or source),
             description=str(data.get("description") or ""),
             model=data.get("model"),
-            targets=tuple(data.get("targets") or ("image_encoder",)),
+            targets=tuple(targets),
             default=_rule_from_dict({**default, "match": "<default>"}, f"{source} default")
             if default
             else None,

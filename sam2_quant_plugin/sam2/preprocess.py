@@ -28,13 +28,26 @@ def load_image(path: PathLike) -> np.ndarray:
         raise DataError(f"image file not found: {path}. Fix: check the path (jpg, jpeg or png expected).")
     try:
         with Image.open(path) as img:
+            if img.mode.startswith("I"):  # 16-bit grey PNGs: scale to 8 bits (convert("RGB") clips at 255)
+                return _wide_grey_to_rgb(np.asarray(img))
             rgb = img.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise DataError(
+            f"image {path} is too large to read safely ({exc}). Fix: downscale it (SAM 2 resizes every "
+            "photo to the model input size anyway)."
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(
             f"cannot read image {path}: {exc}. Fix: replace or remove the file; it is corrupt or not "
             "an image (jpg, jpeg or png expected)."
         ) from exc
     return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def _wide_grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    """A 16-bit (or 32-bit integer) grey image as uint8 RGB, scaled from 0..65535 (values above clip)."""
+    scaled = np.clip(np.rint(grey.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
+    return np.repeat(scaled[..., None], 3, axis=2)
 
 
 def _is_image(path: Path) -> bool:

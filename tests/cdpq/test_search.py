@@ -148,9 +148,11 @@ def test_recipe_rebuilds_the_searched_weights(tmp_path: Path) -> None:
         torch.testing.assert_close(rebuilt, searched[f"{name}.weight"], rtol=0, atol=1e-6)
 
 
-def test_unmet_budget_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    cfg = toy_config(target_avg_bits=2.0, ladder=(8, 4), impact_threshold=1e9, rounds=0)
-    with caplog.at_level("WARNING", logger="sam2_quant_plugin.cdpq"):
-        summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
-    assert summary["stop_reason"] == "every candidate at the ladder's bottom"
-    assert "before meeting the budget" in caplog.text
+def test_impossible_budget_fails_before_the_search(tmp_path: Path) -> None:
+    # ladder (8, 4) cannot go below 4 bits on average: an error up front, not a warning after the search
+    with pytest.raises(ConfigError, match="below the lowest rung"):
+        toy_config(target_avg_bits=2.0, ladder=(8, 4), impact_threshold=1e9, rounds=0)
+    cfg = toy_config(target_bytes=1.0, ladder=(8, 4), storage="packed", rounds=0)
+    with pytest.raises(ConfigError, match="cannot be met"):
+        run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert list(tmp_path.iterdir()) == []  # the run never started: no run folder is left

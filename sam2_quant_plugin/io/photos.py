@@ -1,0 +1,73 @@
+"""Which photos a model was calibrated on: a record for the manifest (names + SHA-256), and its lookup.
+
+``validate`` must rebuild its PyTorch reference with the calibration photos of the bundle, not with the
+photos it measures parity on, or it compares against a different model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import BundleError
+
+log = logging.getLogger(__name__)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def describe_photos(paths: Sequence[Path], *, bundled: bool) -> dict[str, Any]:
+    """The manifest's ``calibration`` record of ``paths`` (in calibration order)."""
+    return {"bundled": bundled, "images": [{"name": Path(p).name, "sha256": sha256(Path(p))} for p in paths]}
+
+
+def find_photos(record: Any, candidates: Sequence[Path], flag: str = "--calib-images") -> list[Path]:
+    """The recorded calibration photos among ``candidates`` (matched by SHA-256), in recorded order."""
+    try:
+        wanted = [(str(i["name"]), str(i["sha256"])) for i in record["images"]]
+    except (TypeError, KeyError) as e:
+        raise BundleError(
+            f"manifest.json 'calibration' is malformed ({e!r}). Fix: export the bundle again."
+        ) from None
+    by_digest = {sha256(p): p for p in candidates}
+    missing = [name for name, digest in wanted if digest not in by_digest]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise BundleError(
+            f"the bundle was calibrated on {len(wanted)} photo(s); {shown} (by content) not found among "
+            f"the {len(candidates)} given. Fix: pass {flag} FOLDER holding the photos export calibrated on."
+        )
+    return [by_digest[d] for _, d in wanted]
+
+
+def reference_photos(
+    manifest: dict[str, Any], calib_folder: str | None, parity: Sequence[Path]
+) -> list[Path]:
+    """The photos to calibrate ``validate``'s PyTorch reference on: those the bundle recorded.
+
+    Bundled photos are found in the package; others in ``calib_folder`` (else among the parity photos).
+    A float bundle needs none (empty list); a bundle written before the record uses ``parity`` (warned).
+    """
+    from ..sam2.preprocess import bundled_images, list_images
+
+    if not manifest.get("recipe"):
+        return []
+    record = manifest.get("calibration")
+    if record is None:
+        log.warning(
+            "manifest.json does not record the calibration photos (older bundle): the reference is "
+            "calibrated on the parity photos, which may differ from export's. Re-export to record them."
+        )
+        return list(parity)
+    if isinstance(record, dict) and record.get("bundled"):
+        return find_photos(record, bundled_images())
+    return find_photos(record, list_images(calib_folder) if calib_folder else list(parity))
