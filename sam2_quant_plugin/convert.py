@@ -16,7 +16,10 @@ import torch
 from torch import nn
 
 from .api import INPUT_FQ, _quantize_input, freeze, quant_state
+from .errors import Int8Error
 from .fake_quant.frozen import FrozenFakeQuantize
+from .int8.host import host_int8_path
+from .int8.safety import UNSAFE_FIX, saturation_report
 from .torchao_adapter import ao_convert, dequantize_module, quantize_module, select_engine
 
 log = logging.getLogger(__name__)
@@ -66,8 +69,25 @@ def _input_quantize(fq: FrozenFakeQuantize) -> nn.Module:
     return quantize_module(scale, zp, torch.quint8)
 
 
+def _refuse_saturation(frozen: nn.Module) -> None:
+    """On a CPU whose torch int8 kernels saturate u8 x s8 pairs (no VNNI), refuse layers that would."""
+    path = host_int8_path()
+    if path.torch != "avx2":
+        return
+    report = saturation_report(frozen)
+    if not report.safe:
+        raise Int8Error(
+            f"this CPU's torch int8 kernels saturate int16 pairs ({path.describe()}), and "
+            f"{report.summary()}; the converted model would be wrong here. {UNSAFE_FIX}."
+        )
+
+
 def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
-    """torch CPU int8 model from a prepared (frozen or not) model. Returns an eval-mode model."""
+    """torch CPU int8 model from a prepared (frozen or not) model. Returns an eval-mode model.
+
+    Raises :class:`~sam2_quant_plugin.errors.Int8Error` on a CPU without VNNI when a layer's 8-bit weights
+    could saturate the int16 pair sums of torch's u8 x s8 kernels (use a 7-bit-magnitude recipe: w8a8).
+    """
     state = quant_state(model)
     if not state.frozen:
         model = freeze(model, inplace=inplace)
@@ -75,6 +95,7 @@ def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
         model = copy.deepcopy(model)
     state = quant_state(model)
     engine = select_engine()
+    _refuse_saturation(model)
     n_int8 = n_folded = 0
     for name, plan in state.plans.items():
         parent_name, _, attr = name.rpartition(".")

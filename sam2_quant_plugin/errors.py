@@ -48,3 +48,7 @@ class DataError(Sam2QuantError, OSError):
 
 class BundleError(Sam2QuantError, ValueError):
     """An ONNX bundle (folder + manifest.json) is incomplete, corrupt, or points outside itself."""
+
+
+class Int8Error(Sam2QuantError, RuntimeError):
+    """An int8 kernel on this CPU would compute wrong numbers (u8 x s8 int16 saturation without VNNI)."""

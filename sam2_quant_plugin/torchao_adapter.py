@@ -35,6 +35,8 @@ __all__ = [
     "dequantize_module",
     "quiet_torch_ao",
     "select_engine",
+    "int8_linear_probe",
+    "INT8_PROBE_OUT_STEP",
 ]
 
 #: torch.ao QAT classes that ``prepare_qat`` swaps in for Linear / Conv2d.
@@ -91,6 +93,22 @@ def select_engine() -> str:
             torch.backends.quantized.engine = e
             return e
     raise RuntimeError(f"no quantized CPU engine available (supported: {engines})")
+
+
+INT8_PROBE_OUT_STEP = 256.0
+
+
+def int8_linear_probe(a_code: int, w_code: int, k: int) -> torch.Tensor:
+    """One torch int8 Linear (current best engine) on uint8 input codes ``a_code`` and int8 weight codes
+    ``w_code`` over ``k`` inputs, unit scales: returns the float output (``a_code * w_code * k`` if exact)."""
+    select_engine()
+    with quiet_torch_ao():
+        lin = nnq.Linear(k, 1, bias_=False, dtype=torch.qint8)
+        w = torch.quantize_per_tensor(torch.full((1, k), float(w_code)), 1.0, 0, torch.qint8)
+        lin.set_weight_bias(w, None)
+        lin.scale, lin.zero_point = INT8_PROBE_OUT_STEP, 0  # uint8 output: 255 steps hold the exact sum
+        x = torch.quantize_per_tensor(torch.full((1, k), float(a_code)), 1.0, 0, torch.quint8)
+        return lin(x).dequantize()
 
 
 def build_qconfig(weight_fq: type | object, output_observer: type | object) -> QConfig:

@@ -10,7 +10,9 @@ from torch import nn
 from sam2_quant_plugin import calibrate, convert, freeze, prepare_qat, quant_state
 from sam2_quant_plugin.api import INPUT_FQ
 from sam2_quant_plugin.convert import QuantizedLayer
+from sam2_quant_plugin.errors import Int8Error
 from sam2_quant_plugin.fake_quant import FrozenFakeQuantize
+from sam2_quant_plugin.int8 import host_int8_path, int8_layers, saturation_report
 from sam2_quant_plugin.recipe import LayerRule, Recipe, activation_spec, weight_spec
 from tests._utils import TINY_LAYERS, make_tiny_sam2_like, tiny_input
 
@@ -147,8 +149,8 @@ def test_convert_inplace() -> None:
 def test_signed_symmetric_activations_shift_to_uint8() -> None:
     rec = Recipe(
         name="sym-act",
-        default=LayerRule(
-            "<default>", weight=weight_spec(bits=8), activation=activation_spec(bits=8, symmetric=True)
+        default=LayerRule(  # 7-bit weights: int8 kernels are exact on every CPU
+            "<default>", weight=weight_spec(bits=7), activation=activation_spec(bits=8, symmetric=True)
         ),
     )
     frozen = frozen_model(rec)
@@ -162,3 +164,25 @@ def test_signed_symmetric_activations_shift_to_uint8() -> None:
     x = tiny_input(4)
     with torch.no_grad():
         assert rel_err(int8(x), frozen(x)) < 0.05
+
+
+def test_convert_refuses_saturating_weights_exactly_where_the_cpu_saturates() -> None:
+    """Full 8-bit weights: converted where torch's int8 kernels are exact (VNNI), a named error where they
+    saturate int16 pairs (AVX2-class); the expectation comes from probing this CPU's kernels."""
+    frozen = frozen_model("w8a8_vnni")
+    assert not saturation_report(frozen).safe
+    if host_int8_path().torch == "avx2":
+        with pytest.raises(Int8Error, match="Fix: use a recipe whose int8 weights have 7-bit magnitude"):
+            convert(frozen)
+        return
+    int8 = convert(frozen)
+    x = tiny_input(4)
+    with torch.no_grad():
+        assert rel_err(int8(x), frozen(x)) < 0.05
+
+
+def test_shipped_w8a8_is_safe_for_torch_int8_kernels_on_every_cpu() -> None:
+    frozen = frozen_model("w8a8")
+    assert saturation_report(frozen).safe
+    codes = [int8_layers(frozen)[n].w_codes for n in int8_layers(frozen)]
+    assert max(int(abs(c).max()) for c in codes) <= 63

@@ -15,8 +15,31 @@ from .common import add_model_arguments, build_model, weights_label
 HELP = "export SAM 2 (float or quantized with --recipe) as encoder.onnx + decoder.onnx (+ manifest.json)"
 log = logging.getLogger("sam2-quant.export")
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "export" / "profiles"
-PROFILE_KEYS = {"recipe", "weight_format", "fp16", "opset", "image_size", "multimask", "description"}
-DEFAULTS = {"weight_format": "int8", "fp16": False, "opset": 17, "image_size": 1024, "multimask": False}
+PROFILE_KEYS = {
+    "recipe",
+    "weight_format",
+    "fp16",
+    "opset",
+    "image_size",
+    "multimask",
+    "target_cpu",
+    "description",
+}
+DEFAULTS = {
+    "weight_format": "int8",
+    "fp16": False,
+    "opset": 17,
+    "image_size": 1024,
+    "multimask": False,
+    "target_cpu": "any",
+}
+FORMAT_HELP = (
+    "how quantized weights are stored. int8 (default): integer initializers -> DequantizeLinear, fused "
+    "into int8 kernels by onnxruntime's CPU EP and by OpenVINO. qdq: float weights -> QuantizeLinear -> "
+    "DequantizeLinear; onnxruntime runs these in float (simulated quantization), OpenVINO in int8, and "
+    "both agree when the file is saturation-free (--target-cpu any). int4: 2..4-bit weights as INT4 "
+    "(opset 21). matmulnbits: every Linear as onnxruntime's weight-only MatMulNBits (CPU and CUDA EP)"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +52,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--weight-format",
         default=None,
         choices=("qdq", "int8", "int4", "matmulnbits"),
-        help="how quantized weights are stored",
+        help=FORMAT_HELP,
+    )
+    p.add_argument(
+        "--target-cpu",
+        default=None,
+        choices=("any", "vnni"),
+        help="the CPUs the file must be right on. any (default): refuse int8 layers whose weights could "
+        "saturate int16 on CPUs without VNNI (AVX2, AVX-512 without VNNI); vnni: allow them, for files that "
+        "only run on AVX512-VNNI / AVX-VNNI CPUs (a warning and the manifest say so)",
     )
     p.add_argument("--fp16", action="store_true", default=None, help="also write fp16 graphs (float export)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (int4 needs 21)")
@@ -67,6 +98,20 @@ def resolve_options(args: argparse.Namespace) -> dict[str, object]:
     return opts
 
 
+def check_recipe_target_cpu(qmodel: object, target_cpu: str) -> None:
+    """Refuse, before calibration, a recipe whose fused int8 Linears get 8-bit weights for ``any`` CPU."""
+    from ..api import quant_state
+    from ..int8.safety import UNSAFE_FIX, check_target_cpu, plan_risk
+
+    check_target_cpu(target_cpu)
+    risky = plan_risk(quant_state(qmodel).plans)  # type: ignore[arg-type]
+    if risky and target_cpu == "any":
+        raise ExportError(
+            f"recipe {quant_state(qmodel).recipe.name!r} gives {len(risky)} int8-kernel Linear(s) 8-bit "  # type: ignore[arg-type]
+            f"weights (e.g. {risky[0]}), which saturate int16 on CPUs without VNNI. {UNSAFE_FIX}."
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
@@ -84,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if opts["recipe"]:
         paths = list_images(args.images) if args.images else bundled_images()
         qmodel = prepare_qat(model, opts["recipe"])  # type: ignore[arg-type]
+        check_recipe_target_cpu(qmodel, str(opts["target_cpu"]))
         calibrate(qmodel, [load_image(p) for p in paths], image_size=args.image_size)
         model = freeze(qmodel)
         setattr(model, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))
@@ -95,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         opset=int(opts["opset"]),  # type: ignore[arg-type]
         fp16=bool(opts["fp16"]),
         multimask=bool(opts["multimask"]),
+        target_cpu=str(opts["target_cpu"]),
     )
     for key, size in manifest["bytes"].items():  # type: ignore[union-attr]
         log.info("%-13s %8.2f MB  %s", key, size / 1e6, Path(args.out) / manifest["files"][key])  # type: ignore[index]

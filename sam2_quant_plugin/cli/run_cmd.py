@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs", help="parent folder; each run gets a fresh sub-folder")
     p.add_argument("--points-per-side", type=int, default=8, help="point-prompt grid for mask IoU")
     p.add_argument("--no-export", action="store_true", help="skip ONNX export and onnxruntime validation")
+    p.add_argument(
+        "--target-cpu",
+        default="any",
+        choices=("any", "vnni"),
+        help="CPUs the exported file must be right on (see sam2-quant export --help)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     log.info("run folder: %s (appears when the run is done)", final_name(run_dir))
 
     qmodel = prepare_qat(model, recipe)
+    if not args.no_export:
+        from .export_cmd import check_recipe_target_cpu
+
+        check_recipe_target_cpu(qmodel, args.target_cpu)  # before calibrating
     calibrate(qmodel, images, image_size=args.image_size)
     frozen = freeze(qmodel)
     setattr(frozen, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))  # for the manifest
@@ -75,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         from ..onnx.pipeline import export_and_validate  # onnx extras: pip install .[onnx]
 
         report["onnx"] = export_and_validate(
-            model, frozen, images, run_dir / "onnx", image_size=args.image_size
+            model, frozen, images, run_dir / "onnx", image_size=args.image_size, target_cpu=args.target_cpu
         )
+        report["onnx"]["parity_failures"] = parity_failures(report["onnx"], args.target_cpu)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     atomic_write_json(run_dir / "report.json", report)
     atomic_write_text(run_dir / "report.md", _markdown(report, args))
@@ -90,7 +101,27 @@ def run(args: argparse.Namespace) -> int:
     )
     if weights.startswith("RANDOM"):
         log.warning("weights are %s", weights)
-    return 0
+    failures = report.get("onnx", {}).get("parity_failures", [])
+    for failure in failures:
+        log.error("DEPLOYED FILE OFF: %s (report: %s)", failure, run_dir / "report.md")
+    return 1 if failures else 0
+
+
+def parity_failures(o: dict, target_cpu: str) -> list[str]:
+    """Every way the deployed file is off from PyTorch fake-quant beyond the parity bound."""
+    from ..errors import ParityError
+    from ..onnx.parity import check_parity
+
+    checks = [("onnxruntime fused int8 on this CPU", o["vs_torch_fake_quant_fused"])]
+    if target_cpu == "any":
+        checks.append(("an AVX2-class CPU without VNNI (emulated)", o["avx2_vs_torch_fake_quant"]))
+    out = []
+    for where, result in checks:
+        try:
+            check_parity(result)
+        except ParityError as e:
+            out.append(f"{where}: {e}")
+    return out
 
 
 def _markdown(r: dict, args: argparse.Namespace) -> str:
@@ -121,10 +152,12 @@ def _markdown(r: dict, args: argparse.Namespace) -> str:
 
 def _onnx_markdown(o: dict) -> list[str]:
     mb = {k: v / 1e6 for k, v in o["manifest"]["bytes"].items()}
+    avx2 = o["avx2_vs_torch_fake_quant"]
     rows = [
         ("onnxruntime (Q/DQ as written) vs PyTorch fake-quant", o["vs_torch_fake_quant_simulated"]),
-        ("onnxruntime (fused int8 kernels) vs PyTorch fake-quant", o["vs_torch_fake_quant_fused"]),
-        ("onnxruntime (fused int8 kernels) vs float PyTorch", o["vs_torch_float_fused"]),
+        ("onnxruntime (fused int8 kernels, this CPU) vs PyTorch fake-quant", o["vs_torch_fake_quant_fused"]),
+        (f"AVX2-class CPU without VNNI vs exact int8 kernels ({avx2['method']})", avx2),
+        ("onnxruntime (fused int8 kernels, this CPU) vs float PyTorch", o["vs_torch_float_fused"]),
     ]
     out = [
         "## ONNX (CPU EP)",
@@ -136,8 +169,23 @@ def _onnx_markdown(o: dict) -> list[str]:
         "| comparison | mask IoU | embedding cosine | embedding max abs diff |",
         "|---|---|---|---|",
     ]
+    out += [f"| {name} | {p['mask_iou']:.4f} | {p['embed_cosine']:.5f} | {_max_abs(p)} |" for name, p in rows]
+    host = o["host_int8_path"]
     out += [
-        f"| {name} | {p['mask_iou']:.4f} | {p['embed_cosine']:.5f} | {p['embed_max_abs']:.4f} |"
-        for name, p in rows
+        "",
+        f"- this CPU's {host['describe']}",
+        f"- AVX2-class CPUs: {avx2['saturation']}"
+        + (
+            " (proof from the weight codes: the same integers as every x86 int8 path)"
+            if avx2["method"] == "proof"
+            else " (emulated with the exact kernel model, sam2_quant_plugin.int8)"
+        ),
+        f"- file made for: target_cpu={o['manifest'].get('target_cpu', 'any')}",
     ]
+    if o.get("parity_failures"):
+        out += ["", "**DEPLOYED FILE OFF FROM FAKE-QUANT:**", *[f"- {f}" for f in o["parity_failures"]]]
     return out
+
+
+def _max_abs(p: dict) -> str:
+    return f"{p['embed_max_abs']:.4f}" if "embed_max_abs" in p else "-"

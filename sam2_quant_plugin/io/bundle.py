@@ -76,6 +76,8 @@ _FIELDS: dict[str, tuple[Any, bool]] = {
     "bytes": (dict, False),
     "weight_bytes_per_layer": (dict, False),
     "calibration": ((dict, type(None)), False),
+    "target_cpu": (str, False),  # "any" | "vnni": the CPUs whose int8 kernels the file is right on
+    "int8_saturation": (dict, False),  # per fused int8 layer, weight pairs that can saturate on AVX2
 }
 
 

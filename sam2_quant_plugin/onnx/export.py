@@ -24,6 +24,7 @@ from torch import nn
 from ..api import INPUT_FQ, STATE_ATTR, _quantize_input, fake_quants, freeze
 from ..errors import ExportError
 from ..fake_quant.frozen import FrozenFakeQuantize
+from ..int8.safety import UNSAFE_FIX, check_target_cpu, saturation_report
 from ..io.atomic import atomic_write
 from .lowering import WEIGHT_FORMATS, check_layers_present, lower_weights
 from .placement import record_input_ranks
@@ -100,6 +101,29 @@ def _scope_input_quant(model: nn.Module) -> nn.Module:
     return model
 
 
+def check_int8_target(model: nn.Module, target_cpu: str = "any") -> str:
+    """Refuse (``target_cpu='any'``) or warn (``'vnni'``) when a fused int8 layer can saturate on AVX2 CPUs.
+
+    Returns the one-line saturation summary that goes into the file's metadata.
+    """
+    check_target_cpu(target_cpu)
+    if getattr(model, STATE_ATTR, None) is None:
+        return "float model: no int8 kernels"
+    report = saturation_report(model)
+    if report.safe:
+        return report.summary()
+    if target_cpu == "any":
+        raise ExportError(
+            f"{report.summary()}: the file would compute wrong numbers there (target_cpu='any'). "
+            f"{UNSAFE_FIX}."
+        )
+    log.warning(
+        "!!! %s: this file is right only on CPUs with AVX512-VNNI / AVX-VNNI (target_cpu='vnni') !!!",
+        report.summary(),
+    )
+    return report.summary()
+
+
 def check_export_options(opset: int, weight_format: str) -> None:
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ExportError(
@@ -161,6 +185,7 @@ def _finish(
     path: str | Path,
     roots: tuple[str, ...],
     weight_format: str,
+    extra_meta: dict[str, str] | None = None,
 ) -> Path:
     proto, ranks = traced
     path = _refuse_existing(path)
@@ -173,6 +198,7 @@ def _finish(
         "sam2_quant.image_size": str(getattr(model, "sam2_quant_image_size", "")),
         "sam2_quant.weight_format": weight_format,
         "sam2_quant.weight_bytes": json.dumps(sizes),
+        **(extra_meta or {}),
     }
     onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **meta})
     onnx.checker.check_model(proto, full_check=True)
@@ -192,16 +218,20 @@ def _export_graph(
     opset: int,
     weight_format: str,
     axes: dict[str, dict[int, str]] | None = None,
+    target_cpu: str = "any",
 ) -> Path:
     """Freeze-then-lower: check options, refuse to overwrite, freeze a copy, trace ``wrap(model)`` on
     ``example(model)``, lower the weights, check every quantized layer under ``roots``, write atomically."""
     check_export_options(opset, weight_format)
     _refuse_existing(path)
     model = ready_for_export(model)
+    int8_note = check_int8_target(model, target_cpu)
     wrapper, ex = wrap(model), example(model)
     if callable(names):
         names = names(wrapper, ex)
-    return _finish(_trace(wrapper, ex, names, axes or {}, opset), model, path, roots, weight_format)
+    traced = _trace(wrapper, ex, names, axes or {}, opset)
+    meta = {"sam2_quant.target_cpu": target_cpu, "sam2_quant.int8_saturation": int8_note}
+    return _finish(traced, model, path, roots, weight_format, meta)
 
 
 def export_module(
@@ -214,6 +244,7 @@ def export_module(
     dynamic_axes: dict[str, dict[int, str]] | None = None,
     opset: int = 17,
     weight_format: str = "int8",
+    target_cpu: str = "any",
 ) -> Path:
     """Export any (float, prepared or frozen) module whose ``forward`` takes ``example``; same lowering."""
     return _export_graph(
@@ -225,12 +256,19 @@ def export_module(
         ("",),
         opset=opset,
         weight_format=weight_format,
+        target_cpu=target_cpu,
         axes=dynamic_axes,
     )
 
 
 def export_image_encoder(
-    model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17, weight_format: str = "int8"
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    opset: int = 17,
+    weight_format: str = "int8",
+    target_cpu: str = "any",
 ) -> Path:
     """Export ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1`` to ``path``."""
     return _export_graph(
@@ -242,6 +280,7 @@ def export_image_encoder(
         ("image_encoder",),
         opset=opset,
         weight_format=weight_format,
+        target_cpu=target_cpu,
     )
 
 
@@ -252,7 +291,13 @@ def _backbone_names(wrapper: nn.Module, example: tuple[torch.Tensor, ...]) -> Na
 
 
 def export_backbone(
-    model: nn.Module, path: str | Path, *, image_size: int, opset: int = 17, weight_format: str = "int8"
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    opset: int = 17,
+    weight_format: str = "int8",
+    target_cpu: str = "any",
 ) -> Path:
     """Export ``image [1, 3, S, S] -> backbone_fpn_0..k`` (the image encoder's raw FPN levels) to ``path``."""
     return _export_graph(
@@ -264,6 +309,7 @@ def export_backbone(
         ("image_encoder",),
         opset=opset,
         weight_format=weight_format,
+        target_cpu=target_cpu,
     )
 
 
@@ -274,6 +320,7 @@ def export_decoder(
     image_size: int,
     opset: int = 17,
     weight_format: str = "int8",
+    target_cpu: str = "any",
     multimask: bool = False,
 ) -> Path:
     """Export prompt encoder + mask decoder: features + ``point_coords [1, N, 2]``, ``point_labels [1, N]``
@@ -287,6 +334,7 @@ def export_decoder(
         ("sam_mask_decoder", "sam_prompt_encoder"),
         opset=opset,
         weight_format=weight_format,
+        target_cpu=target_cpu,
         axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
     )
 
@@ -299,6 +347,7 @@ def export_memory_attention(
     n_frames: int = 2,
     opset: int = 17,
     weight_format: str = "int8",
+    target_cpu: str = "any",
 ) -> Path:
     """Export memory attention (real-valued RoPE required: ``patch_real_rope(model)`` first).
 
@@ -321,5 +370,6 @@ def export_memory_attention(
         ("memory_attention",),
         opset=opset,
         weight_format=weight_format,
+        target_cpu=target_cpu,
         axes={"memory": {0: "memory_tokens"}, "memory_pos": {0: "memory_tokens"}},
     )

@@ -13,11 +13,14 @@ from torch import nn
 
 from ..api import STATE_ATTR
 from ..errors import ExportError
+from ..int8.host import host_int8_path
+from ..int8.parity import avx2_parity
+from ..int8.safety import saturation_report
 from ..io.atomic import atomic_write_json
 from ..io.bundle import manifest_header
 from ..io.bundle import read_manifest as read_manifest  # the schema-checked reader (re-exported)
 from ..io.staging import staged_output
-from .export import export_decoder, export_image_encoder
+from .export import check_int8_target, export_decoder, export_image_encoder, ready_for_export
 from .fp16 import to_fp16
 from .parity import pipeline_parity
 
@@ -35,8 +38,14 @@ def export_bundle(
     opset: int = 17,
     fp16: bool = False,
     multimask: bool = False,
+    target_cpu: str = "any",
 ) -> dict[str, object]:
-    """Export encoder and decoder into ``out_dir`` (must not hold a bundle yet); returns the manifest."""
+    """Export encoder and decoder into ``out_dir`` (must not hold a bundle yet); returns the manifest.
+
+    ``target_cpu`` says which CPUs the file must be right on: ``'any'`` (default) refuses a model whose fused
+    int8 layers could saturate on AVX2-class CPUs; ``'vnni'`` allows it with a warning and says so in the
+    manifest (:mod:`sam2_quant_plugin.int8`).
+    """
     out = Path(out_dir)
     if (out / MANIFEST).exists():
         raise FileExistsError(
@@ -51,19 +60,13 @@ def export_bundle(
                 f"inputs of {len(acts)} layer(s), e.g. {acts[0]}. Fix: drop --fp16, or use a weight-only "
                 "recipe (activation: null) with --weight-format matmulnbits for CUDA."
             )
+    ready = ready_for_export(model)
+    check_int8_target(ready, target_cpu)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
+    kw = {"image_size": image_size, "opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
     files = {
-        "encoder": export_image_encoder(
-            model, out / "encoder.onnx", image_size=image_size, opset=opset, weight_format=weight_format
-        ),
-        "decoder": export_decoder(
-            model,
-            out / "decoder.onnx",
-            image_size=image_size,
-            opset=opset,
-            weight_format=weight_format,
-            multimask=multimask,
-        ),
+        "encoder": export_image_encoder(model, out / "encoder.onnx", **kw),  # type: ignore[arg-type]
+        "decoder": export_decoder(model, out / "decoder.onnx", multimask=multimask, **kw),  # type: ignore[arg-type]
     }
     if fp16:  # float or weight-only graphs (checked above, before anything was written)
         files["encoder_fp16"] = to_fp16(files["encoder"], out / "encoder_fp16.onnx")
@@ -86,11 +89,23 @@ def export_bundle(
         "weight_bytes_per_layer": {
             k: json.loads(_meta(p).get("sam2_quant.weight_bytes", "{}")) for k, p in files.items()
         },
+        "target_cpu": target_cpu,
+        "int8_saturation": int8_saturation(ready),
     }
     atomic_write_json(out / MANIFEST, manifest)
     if manifest["random_init"]:
         log.warning("bundle %s holds RANDOM-INIT weights (%s): not a trained SAM 2", out, weights)
     return manifest
+
+
+def int8_saturation(ready: nn.Module) -> dict[str, object]:
+    """The manifest's record of which fused int8 layers (of a model as export sees it) could saturate on
+    AVX2-class CPUs."""
+    if getattr(ready, STATE_ATTR, None) is None:
+        return {"safe": True, "risky_layers": [], "summary": "float model: no int8 kernels"}
+    report = saturation_report(ready).to_dict()
+    report.pop("layers")
+    return report
 
 
 def _meta(path: Path) -> dict[str, str]:
@@ -106,17 +121,23 @@ def export_and_validate(
     *,
     image_size: int,
     points_per_side: int = 4,
+    target_cpu: str = "any",
 ) -> dict[str, object]:
-    """Export ``model`` (frozen) and compare ORT with it (simulated and fused) and with the float model."""
-    manifest = export_bundle(model, out_dir, image_size=image_size)
+    """Export ``model`` (frozen) and compare ORT with it (simulated and fused) and with the float model.
+
+    Also names this host's int8 path and what an AVX2-class CPU would get (:func:`~..int8.avx2_parity`).
+    """
+    manifest = export_bundle(model, out_dir, image_size=image_size, target_cpu=target_cpu)
     out = Path(out_dir)
     enc, dec = out / "encoder.onnx", out / "decoder.onnx"
     kw = {"image_size": image_size, "points_per_side": points_per_side}
     return {
         "manifest": manifest,
+        "host_int8_path": host_int8_path().to_dict(),
         "vs_torch_fake_quant_simulated": pipeline_parity(
             model, enc, dec, images, optimization="disable", **kw
         ),
         "vs_torch_fake_quant_fused": pipeline_parity(model, enc, dec, images, optimization="all", **kw),
+        "avx2_vs_torch_fake_quant": avx2_parity(ready_for_export(model), images, **kw),
         "vs_torch_float_fused": pipeline_parity(float_model, enc, dec, images, optimization="all", **kw),
     }

@@ -88,4 +88,4 @@ def tmpfs(where: Path, *, size: str, read_only: bool = False) -> Iterator[Path |
         yield where if ok else None
     finally:
         if ok:
-            subprocess.run(["umount", str(where)], capture_output=True)
+            subprocess.run(["umount", "-l", str(where)], capture_output=True)

@@ -45,7 +45,7 @@ def test_spec_defaults_checks_and_round_trip() -> None:
     with pytest.raises(RecipeError, match="needs granularity: per_group"):
         weight_spec(bits=4, group_size=32)
     with pytest.raises(RecipeError, match="weights only"):
-        LayerRule(match="fc1", activation=activation_spec(bits=8, granularity="per_group"))
+        LayerRule(match="fc1", activation=activation_spec(bits=8, observer="minmax", granularity="per_group"))
 
 
 def test_prepare_lists_every_layer_whose_inputs_do_not_split() -> None:

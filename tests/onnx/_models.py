@@ -43,11 +43,17 @@ def mixed_recipe() -> Recipe:
     return Recipe(name="tiny-mixed", rules=rules, targets=("",))
 
 
-def w8a8_recipe(weight_bits: int = 8) -> Recipe:
+def w8a8_recipe(weight_bits: int = 8, conv_inputs: bool = True) -> Recipe:
+    """8-bit inputs everywhere (``conv_inputs=False``: the stem conv weight-only, as in the shipped w8a8)."""
     rule = LayerRule(
         match="*", weight=weight_spec(bits=weight_bits), activation=activation_spec(bits=8, observer="minmax")
     )
-    rules = tuple(LayerRule(match=n, weight=rule.weight, activation=rule.activation) for n in MIXED_BITS)
+    rules = tuple(
+        LayerRule(
+            match=n, weight=rule.weight, activation=rule.activation if conv_inputs or n != "stem" else None
+        )
+        for n in MIXED_BITS
+    )
     return Recipe(name="tiny-w8a8", rules=rules, targets=("",))
 
 
