@@ -1,6 +1,6 @@
 """Quantize SAM 2, export the QDQ ONNX pair, and segment a photo with plain onnxruntime calls.
 
-    python examples/export_and_infer_onnx.py                        # 512 px, recipe w8a8_cpu
+    python examples/export_and_infer_onnx.py                        # 512 px, recipe w8a8
     python examples/export_and_infer_onnx.py --image-size 128 --out /tmp/x   # the smoke setting CI runs
 
 After export, inference needs only onnxruntime and numpy: the SAM 2 preprocessing (resize to SxS,
@@ -35,7 +35,7 @@ def preprocess(img: np.ndarray, size: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--recipe", default="w8a8_cpu")
+    ap.add_argument("--recipe", default="w8a8")
     ap.add_argument("--image-size", type=int, default=512)
     ap.add_argument("--out", default="runs/examples")
     args = ap.parse_args()

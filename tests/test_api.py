@@ -144,7 +144,7 @@ def test_calibrate_with_forward_loop() -> None:
 
 
 def test_calibrate_errors_when_a_quantizer_sees_no_data() -> None:
-    r = load_recipe("w8a8")
+    r = load_recipe("w8a8_vnni")  # round-to-nearest everywhere: convs included (GPTQ is for Linears)
     both = Recipe(name="both", default=r.default, targets=("image_encoder", "sam_mask_decoder"))
     qmodel = prepare_qat(make_tiny_sam2_like(), both)
     with pytest.raises(CalibrationError, match="saw no data") as info:
@@ -164,7 +164,7 @@ def test_calibrate_nan_input_raises() -> None:
 
 def test_prepared_model_quantizes_and_can_be_switched_off() -> None:
     model = make_tiny_sam2_like()
-    qmodel = calibrated("w8a8", model)
+    qmodel = calibrated("w8a8_vnni", model)  # round-to-nearest: GPTQ (w8a8) rewrites the weights themselves
     x = tiny_input()
     with torch.no_grad():
         ref, out = model(x), qmodel(x)

@@ -34,7 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="extra row from a recipe YAML (e.g. cdpq=runs/cdpq/recipe.yaml); repeatable; "
         "a NAME in --methods (e.g. learnable) is replaced",
     )
-    p.add_argument("--images", default=None, help="folder of photos (default: the 2 bundled photos)")
+    p.add_argument("--images", default=None, help="photos scored (default: the 2 bundled photos)")
+    p.add_argument(
+        "--calib-images",
+        default=None,
+        help="photos every data-aware method calibrates on (default: the 2 bundled photos); scoring on "
+        "photos also used for calibration is marked in-sample in the report",
+    )
     p.add_argument("--video", default=None, help="folder of JPEG frames (default: bundled 8-frame bedroom)")
     p.add_argument("--max-frames", type=int, default=8, help="first N frames of the video (0: all)")
     p.add_argument("--no-video", action="store_true", help="skip the video propagation column")
@@ -61,9 +67,9 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--checkpoint", args.checkpoint]
     for r in args.recipe:
         parts += ["--recipe", r]
-    for flag in ("images", "video"):
+    for flag in ("images", "calib_images", "video"):
         if getattr(args, flag):
-            parts += [f"--{flag}", getattr(args, flag)]
+            parts += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     parts += ["--max-frames", str(args.max_frames)]
     parts += ["--points-per-side", str(args.points_per_side), "--max-boxes", str(args.max_boxes)]
     parts += ["--box-mode", args.box_mode, "--time-repeats", str(args.time_repeats), "--out", args.out]
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         methods=methods,
         recipes=args.recipe,
         images=args.images,
+        calib_images=args.calib_images,
         video=False if args.no_video else args.video,
         max_frames=args.max_frames or None,
         points_per_side=args.points_per_side,

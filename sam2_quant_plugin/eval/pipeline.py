@@ -40,6 +40,7 @@ def run_eval(
     methods: Sequence[str] = DEFAULT_METHODS,
     recipes: Sequence[str] = (),
     images: str | Path | None = None,
+    calib_images: str | Path | None = None,
     video: str | Path | bool | None = None,
     max_frames: int | None = 8,
     points_per_side: int = 8,
@@ -53,7 +54,9 @@ def run_eval(
 ) -> tuple[dict, dict[str, Path]]:
     """Evaluate ``methods`` (names, plus ``NAME=PATH`` recipe files) against ``teacher``; write the report.
 
-    ``images``: a folder (default: the bundled photos; used for calibration and evaluation alike).
+    ``images``: the photos scored (default: the bundled photos); ``calib_images``: the photos every
+    data-aware method calibrates on (default: the bundled photos). Rows scored on photos they were
+    calibrated on are in-sample: ``results["in_sample"]`` says so and the report marks it.
     ``video``: a JPEG frame folder, None for the bundled clip, False to skip video; its first
     ``max_frames`` frames are used (None: all).
     The encoder ONNX files (``<run>/artifacts``, ~100 MiB float + ~30 MiB per ONNX row) are deleted at the
@@ -62,6 +65,9 @@ def run_eval(
     image_size = int(getattr(teacher, "sam2_quant_image_size", teacher.image_size))
     paths = list_images(images) if images else bundled_images()
     arrays = [load_image(p) for p in paths]
+    calib_paths = list_images(calib_images) if calib_images else bundled_images()
+    calib_arrays = [load_image(p) for p in calib_paths]
+    overlap = sorted({p.resolve() for p in paths} & {p.resolve() for p in calib_paths})
     method_objs = make_methods(list(methods), list(recipes))
     config = getattr(teacher, "sam2_quant_config", "sam2")
     run_dir = new_staged_run_dir(out, f"eval_{config}_{image_size}")  # renamed into place when done
@@ -83,7 +89,7 @@ def run_eval(
             box_mode=box_mode,
             seed=seed,
         )
-        ctx = BuildContext(teacher, arrays, image_size, run_dir / "artifacts", seed=seed)
+        ctx = BuildContext(teacher, calib_arrays, image_size, run_dir / "artifacts", seed=seed)
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         video_ref = (  # a frame subset is linked under artifacts/, so nothing is left in /tmp
             None
@@ -97,6 +103,9 @@ def run_eval(
             "config": config,
             "image_size": image_size,
             "images": [str(p) for p in paths],
+            "calibration_images": [str(p) for p in calib_paths],
+            "in_sample": bool(overlap),
+            "in_sample_images": [str(p) for p in overlap],
             "video": video_ref.describe() if video_ref else {"video": "not run"},
             "prompts": {k: desc[k] for k in ("point_prompts", "box_prompts")},
             "seed": seed,

@@ -60,6 +60,19 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
     return out
 
 
+def _calibration_line(results: dict) -> str:
+    calib = results.get("calibration_images")
+    if calib is None:  # results written before calibration and scoring were separated
+        return "- calibration: the scored images (**in-sample**)"
+    names = ", ".join(Path(p).name for p in calib)
+    if results.get("in_sample"):
+        return (
+            f"- calibration ({len(calib)}): {names}: **IN-SAMPLE** for data-aware rows "
+            f"({len(results.get('in_sample_images', []))} scored image(s) were also calibrated on)"
+        )
+    return f"- calibration ({len(calib)}): {names} (held out: no scored image was calibrated on)"
+
+
 def markdown(results: dict) -> str:
     rows = results["rows"]
     lines = [
@@ -67,7 +80,8 @@ def markdown(results: dict) -> str:
         "",
         f"**Weights: {results['weights']}**",
         "",
-        f"- images ({len(results['images'])}): {', '.join(Path(p).name for p in results['images'])}",
+        f"- images scored ({len(results['images'])}): {', '.join(Path(p).name for p in results['images'])}",
+        _calibration_line(results),
         f"- video: {results.get('video', {}).get('video', 'not run')}",
         f"- point prompts: {results['prompts']['point_prompts']}",
         f"- box prompts per image: {results['prompts']['box_prompts']}",

@@ -102,7 +102,8 @@ def test_run_main_job_writes_fresh_run_folder(tmp_path: Path) -> None:
     report = json.loads((runs[0] / "report.json").read_text())
     assert report["weights"].startswith("RANDOM INIT")
     assert "RANDOM INIT" in (runs[0] / "report.md").read_text()
-    assert report["avg_weight_bits"] == pytest.approx(8.0)
+    # w8a8: 7-bit-magnitude Linears (int8 kernels, right on every CPU), 8-bit weight-only convs
+    assert 7.0 < report["avg_weight_bits"] < 7.1
     assert 0.9 < report["fidelity_vs_float_torch"]["mask_iou"] <= 1.0
     assert (runs[0] / "recipe.yaml").is_file()
     assert (runs[0] / "frozen_state_dict.pt").is_file()

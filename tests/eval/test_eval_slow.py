@@ -38,7 +38,7 @@ def test_table_and_8bit_fidelity(tiny_sam2: torch.nn.Module, tmp_path: Path) -> 
     assert rows["float"]["points"]["mask_iou"] == 1.0
     assert rows["ours-w8a8"]["points"]["mask_iou"] >= 1.0 - 0.01
     assert rows["ours-w8a8"]["boxes"]["mask_iou"] >= 1.0 - 0.01
-    assert rows["ours-w8a8"]["avg_w_bits"] == pytest.approx(8.0)
+    assert 7.0 < rows["ours-w8a8"]["avg_w_bits"] < 7.1  # 7-bit-magnitude Linears, 8-bit convs
     assert rows["torch-ptq-w4a8"]["size_mib"] < rows["ours-w8a8"]["size_mib"] < rows["float"]["size_mib"]
     # The noise-floor row: the float teacher on a slightly noisy input moves the metric, but only a little,
     # and it is not timed (its speed means nothing).

@@ -89,12 +89,12 @@ def test_export_for_vnni_warns_and_says_so_in_the_file(tmp_path, caplog) -> None
 @pytest.mark.slow
 def test_bundle_manifest_records_the_target(tiny_sam2, photos, tmp_path) -> None:  # type: ignore[no-untyped-def]
     q = prepare_qat(tiny_sam2, "w8a8_vnni")
-    calibrate(q, photos[:1], image_size=64, progress=False)
+    calibrate(q, photos[:1], image_size=256, progress=False)
     frozen = freeze(q)
     with pytest.raises(ExportError, match="without VNNI"):
-        export_bundle(frozen, tmp_path / "any", image_size=64)
+        export_bundle(frozen, tmp_path / "any", image_size=256)
     assert not (tmp_path / "any").exists()  # nothing half-written
-    manifest = export_bundle(frozen, tmp_path / "vnni", image_size=64, target_cpu="vnni")
+    manifest = export_bundle(frozen, tmp_path / "vnni", image_size=256, target_cpu="vnni")
     assert manifest["target_cpu"] == "vnni"
     assert not manifest["int8_saturation"]["safe"]
     on_disk = json.loads((tmp_path / "vnni" / "manifest.json").read_text())

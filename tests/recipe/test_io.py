@@ -10,7 +10,17 @@ import yaml
 from sam2_quant_plugin.errors import RecipeError
 from sam2_quant_plugin.recipe import dump_recipe, find_recipe, load_recipe, save_recipe, shipped_recipes
 
-EXPECTED = {"w8a8", "w4a8", "w8_weight_only", "mixed", "learnable", "w4_g32", "w4_g32_gptq"}
+EXPECTED = {
+    "w8a8",
+    "w8a8_vnni",
+    "w8a8_fidelity",
+    "w4a8",
+    "w8_weight_only",
+    "mixed",
+    "learnable",
+    "w4_g32",
+    "w4_g32_gptq",
+}
 
 
 def test_shipped_recipes_present() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ...int8.host import host_int8_path
+from ...int8.safety import saturation_report
 from ...recipe import Recipe
 from .base import BuildContext, BuiltStudent, Method
 from .onnx_encoder import ort_built_student
@@ -38,17 +40,48 @@ class RecipeOnnxMethod(Method):
         fmt, opset = ("int4", 21) if low <= 4 else ("int8", 17)
         if any(p.weight is not None and p.weight.group_size for p in plans):
             fmt, opset = "matmulnbits", 17  # per-group scales are MatMulNBits' block layout
+        report = saturation_report(frozen)
+        # a measurement, not a deployment: a VNNI-only file is scored on this CPU and says so in the row
+        target = "any" if report.safe else "vnni"
         path = export_backbone(
             frozen,
             ctx.work_dir / f"{self.name}.onnx",
             image_size=ctx.image_size,
             opset=opset,
             weight_format=fmt,
+            target_cpu=target,
         )
+        cpu = "right on every x86 CPU" if report.safe else f"VNNI-only file ({report.summary()})"
         return ort_built_student(
             ctx.teacher,
             path,
             a_bits=torch_row.a_bits,
-            notes=f"sam2_quant export, {fmt} weights, opset {opset}; latency vs the float export",
+            notes=f"sam2_quant export, {fmt} weights, opset {opset}, {cpu}; this CPU: "
+            f"{host_int8_path().describe()}; latency vs the float export",
             avg_w_bits=torch_row.avg_w_bits,  # nominal bits, as the torch row
+        )
+
+
+class RecipeAvx2Method(Method):
+    """A recipe's fused int8 Linears computed as an AVX2-class CPU (no VNNI) computes them: the exact kernel
+    model (pairwise int16 saturation, :mod:`sam2_quant_plugin.int8`) on any host."""
+
+    def __init__(self, name: str, recipe: Recipe | str | Path, description: str = "") -> None:
+        self.name, self.recipe = name, recipe
+        self._torch = RecipeMethod(name, recipe)
+        self.description = description or f"{self._torch.description}, int8 kernels of an AVX2 CPU (emulated)"
+
+    def make_student(self, ctx: BuildContext) -> BuiltStudent:
+        from dataclasses import replace
+
+        from ...int8 import emulated
+
+        row = self._torch.make_student(ctx)
+        report = saturation_report(row.model)
+        return replace(
+            row,
+            model=emulated(row.model, "avx2"),
+            runtime="torch (AVX2 int8 emulated)",
+            notes=f"{row.notes}; {report.summary()}",
+            timed=False,  # the emulator's speed says nothing about the kernel's
         )

@@ -10,7 +10,7 @@ from .nncf_methods import NncfCompressMethod, NncfQuantizeMethod
 from .ort_dynamic import OrtDynamicMethod
 from .ort_rtn import OrtRtnMethod
 from .ort_static import OrtStaticMethod
-from .recipe_onnx import RecipeOnnxMethod
+from .recipe_onnx import RecipeAvx2Method, RecipeOnnxMethod
 from .torch_recipe import FloatMethod, InputNoiseMethod, RecipeMethod, uniform_recipe
 
 METHODS: dict[str, Callable[[], Method]] = {
@@ -28,6 +28,11 @@ METHODS: dict[str, Callable[[], Method]] = {
         "ours-w8a8-fidelity", "w8a8_fidelity", "this package's w8a8_fidelity recipe"
     ),
     "ours-w8a8-fidelity-ort": lambda: RecipeOnnxMethod("ours-w8a8-fidelity-ort", "w8a8_fidelity"),
+    "ours-w8a8-vnni": lambda: RecipeMethod(
+        "ours-w8a8-vnni", "w8a8_vnni", "full 8-bit weights (the old default): right only on VNNI CPUs"
+    ),
+    "ours-w8a8-vnni-ort": lambda: RecipeOnnxMethod("ours-w8a8-vnni-ort", "w8a8_vnni"),
+    "ours-w8a8-vnni-avx2": lambda: RecipeAvx2Method("ours-w8a8-vnni-avx2", "w8a8_vnni"),
     "ours-w4a8": lambda: RecipeMethod("ours-w4a8", "w4a8", "this package's shipped w4a8 recipe (MSE 4-bit)"),
     "ours-w4a8-ort": lambda: RecipeOnnxMethod("ours-w4a8-ort", "w4a8"),
     "ort-static-minmax-fused": lambda: OrtStaticMethod("minmax", fused=True),
@@ -51,13 +56,16 @@ METHODS: dict[str, Callable[[], Method]] = {
 }
 
 DEFAULT_METHODS = tuple(METHODS)
+#: recipe-file twins: NAME-ort (deployed in onnxruntime), NAME-avx2 (int8 kernels of an AVX2 CPU, emulated)
+TWINS = {"-ort": RecipeOnnxMethod, "-avx2": RecipeAvx2Method}
 
 
 def _method(name: str, custom: dict[str, str]) -> Method:
     if name in custom:
         return RecipeMethod(name, custom[name], f"recipe {custom[name]}")
-    if name.endswith("-ort") and name.removesuffix("-ort") in custom:
-        return RecipeOnnxMethod(name, custom[name.removesuffix("-ort")])
+    for suffix, cls in TWINS.items():
+        if name.endswith(suffix) and name.removesuffix(suffix) in custom:
+            return cls(name, custom[name.removesuffix(suffix)])
     return METHODS[name]()
 
 
@@ -65,7 +73,8 @@ def make_methods(names: Sequence[str], recipes: Sequence[str] = ()) -> list[Meth
     """Methods by name, then one :class:`RecipeMethod` per ``NAME=PATH`` (a recipe YAML, e.g. CDPQ's).
 
     A ``NAME=PATH`` whose name is also in ``names`` replaces that built-in row (e.g. ``learnable=my.yaml``);
-    ``NAME-ort`` in ``names`` adds its deployed twin (exported, run in onnxruntime).
+    ``NAME-ort`` in ``names`` adds its deployed twin (exported, run in onnxruntime), ``NAME-avx2`` its int8
+    layers as an AVX2 CPU without VNNI computes them (emulated).
     """
     custom: dict[str, str] = {}
     for spec in recipes:
@@ -75,7 +84,7 @@ def make_methods(names: Sequence[str], recipes: Sequence[str] = ()) -> list[Meth
                 f"recipe spec must be NAME=PATH (e.g. cdpq=runs/cdpq/recipe.yaml), got {spec!r}"
             )
         custom[name] = path
-    twins = {n for n in names if n.endswith("-ort") and n.removesuffix("-ort") in custom}
+    twins = {n for n in names for sfx in TWINS if n.endswith(sfx) and n.removesuffix(sfx) in custom}
     unknown = [n for n in names if n not in METHODS and n not in custom and n not in twins]
     if unknown:
         raise RecipeError(
