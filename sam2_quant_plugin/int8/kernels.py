@@ -1,4 +1,4 @@
-"""Exact NumPy models of the x86 int8 GEMM kernels that run a W8A8 Linear (no torch, no onnxruntime).
+"""Exact models of the x86 int8 GEMM kernels that run a W8A8 Linear (NumPy in and out; no onnxruntime).
 
 A fused W8A8 Linear multiplies *uint8 activation codes* (the raw codes, before the zero point is taken
 off) by *int8 weight codes*. Two families of x86 kernels do that:
@@ -18,6 +18,7 @@ their signs differ. So ``|w| <= 64`` everywhere (7-bit magnitude) can never satu
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 INT16_MIN, INT16_MAX = -32768, 32767
 A_CODE_MAX = 255  # uint8 activation codes
@@ -51,19 +52,21 @@ def qgemm(a_codes: np.ndarray, b_codes: np.ndarray, path: str = "exact") -> np.n
     if _check_path(path) == "exact":
         return _exact(a, b)
     a, b = _pad_even(a, 1), _pad_even(b, 0)
-    # A pair whose two weights cannot reach the int16 limit adds exactly: those go through one BLAS call;
-    # only the (pair, column) entries that can saturate are summed pair by pair and clipped.
-    risky = pair_headroom(b.T) > INT16_MAX  # [N, K/2]
+    # A pair index whose weights cannot reach the int16 limit in any column adds exactly: all of those go
+    # through one BLAS call; the others are summed pair by pair and clipped (torch int32: exact and fast).
+    risky = (pair_headroom(b.T) > INT16_MAX).any(axis=0)  # [K/2]
     safe_b = b.copy()
-    safe_b[0::2][risky.T] = 0
-    safe_b[1::2][risky.T] = 0
-    acc = _exact(a, safe_b)
-    for i in np.flatnonzero(risky.any(axis=0)):
-        cols = np.flatnonzero(risky[:, i])
-        k = 2 * i
-        pair = np.outer(a[:, k], b[k, cols]) + np.outer(a[:, k + 1], b[k + 1, cols])
-        acc[:, cols] += np.clip(pair, INT16_MIN, INT16_MAX).astype(np.int32)
-    return acc
+    safe_b[0::2][risky] = 0
+    safe_b[1::2][risky] = 0
+    acc = torch.from_numpy(_exact(a, safe_b))
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    pair, tmp = torch.empty_like(acc), torch.empty_like(acc)
+    for i in np.flatnonzero(risky):
+        k = 2 * int(i)
+        torch.mul(ta[:, k : k + 1], tb[k : k + 1], out=pair)
+        torch.mul(ta[:, k + 1 : k + 2], tb[k + 1 : k + 2], out=tmp)
+        acc.add_(pair.add_(tmp).clamp_(INT16_MIN, INT16_MAX))
+    return acc.numpy()
 
 
 def _exact(a: np.ndarray, b: np.ndarray) -> np.ndarray:
