@@ -28,7 +28,7 @@ class TinyNet(nn.Module):
 
 
 #: layer -> (weight bits, activation bits or None)
-MIXED_BITS = {"stem": (8, 8), "fc1": (6, 8), "fc2": (4, 4), "head": (2, None)}
+MIXED_BITS = {"stem": (8, None), "fc1": (6, 8), "fc2": (4, 4), "head": (2, None)}
 
 
 def mixed_recipe() -> Recipe:
