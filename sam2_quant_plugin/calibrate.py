@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -80,11 +81,12 @@ def batch_forward_loop(
     """
 
     def loop(model: nn.Module) -> None:
-        device = next(model.parameters()).device
+        tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+        device = tensor.device if tensor is not None else None  # inputs follow the model's device
         for item in data:
             x = transform(item) if transform is not None else item
             args = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-            model(*(a.to(device) if isinstance(a, torch.Tensor) else a for a in args))
+            model(*(a.to(device) if isinstance(a, torch.Tensor) and device else a for a in args))
 
     return loop
 
