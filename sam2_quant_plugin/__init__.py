@@ -1,10 +1,13 @@
-"""sam2-quant-plugin: per-layer mixed-precision quantization of SAM 2 through torch.ao.quantization.
+"""sam2-quant-plugin: per-layer mixed-precision quantization of SAM 2 (or any torch model) through torch.ao.
 
 model = build_sam2_model("sam2.1_hiera_t")             # seeded random init unless checkpoint=...
 qmodel = prepare_qat(model, load_recipe("w4a8"))       # torch.ao prepare_qat underneath
 calibrate(qmodel)                                       # observers see the bundled photos
 ...train...
 frozen = freeze(qmodel)                                 # integer bits, fixed scales
+
+Any other model: ``frozen = quantize(model, recipe, forward_loop)`` (a recipe without targets covers the
+whole model), or ``qconfig_mapping(model, recipe)`` for torch.ao's own ``prepare_qat``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .api import (
     set_observers,
     weight_bits_summary,
 )
-from .calibrate import calibrate, default_forward_loop
+from .calibrate import batch_forward_loop, calibrate, default_forward_loop
 from .convert import convert
 from .errors import (
     BitsError,
@@ -37,8 +40,20 @@ from .errors import (
     Sam2QuantError,
 )
 from .fake_quant import FrozenFakeQuantize, LearnableBitFakeQuantize, bit_penalty
-from .recipe import LayerRule, QuantSpec, Recipe, load_recipe, resolve, save_recipe
+from .qconfig import qconfig_mapping
+from .quantize import quantize
+from .recipe import (
+    LayerRule,
+    QuantSpec,
+    Recipe,
+    activation_spec,
+    load_recipe,
+    resolve,
+    save_recipe,
+    weight_spec,
+)
 from .sam2 import build_sam2_model, save_checkpoint
+from .saving import load_quantized, save_quantized
 
 __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -59,6 +74,8 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "Sam2QuantError",
+    "activation_spec",
+    "batch_forward_loop",
     "bit_penalty",
     "build_sam2_model",
     "calibrate",
@@ -67,13 +84,18 @@ __all__ = [
     "default_forward_loop",
     "fake_quants",
     "freeze",
+    "load_quantized",
     "load_recipe",
     "prepare_qat",
+    "qconfig_mapping",
     "quant_state",
+    "quantize",
     "resolve",
     "save_checkpoint",
+    "save_quantized",
     "save_recipe",
     "set_fake_quant",
     "set_observers",
     "weight_bits_summary",
+    "weight_spec",
 ]

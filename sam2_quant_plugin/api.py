@@ -18,7 +18,7 @@ from torch import nn
 from .errors import RecipeError
 from .fake_quant.frozen import FrozenFakeQuantize
 from .numerics import storage_bits
-from .qconfig import make_fake_quant, qconfig_for
+from .qconfig import layer_qconfigs, make_fake_quant
 from .recipe.io import load_recipe
 from .recipe.resolve import LayerPlan, resolve
 from .recipe.schema import LayerRule, Recipe
@@ -66,7 +66,7 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
     if not plans:
         raise RecipeError(f"recipe {recipe.name!r} quantizes no layer of this model; check its targets/rules")
     model = model if inplace else copy.deepcopy(model)
-    qconfigs = {n: qconfig_for(p) for n, p in plans.items() if p.weight is not None}
+    qconfigs = layer_qconfigs(plans)  # what sq.qconfig_mapping(model, recipe) gives torch.ao users
     if qconfigs:  # an activation-only recipe needs no torch.ao module swap
         ao_prepare_qat(model, qconfigs)
     for name, qc in qconfigs.items():

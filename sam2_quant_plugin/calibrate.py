@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,6 +65,32 @@ def default_forward_loop(
     return loop
 
 
+def is_sam2(model: nn.Module) -> bool:
+    """Whether ``model`` is a SAM 2 model (the default photo loop can drive it)."""
+    return hasattr(model, "image_encoder") and hasattr(model, "forward_image")
+
+
+def batch_forward_loop(
+    data: Iterable[Any], transform: Callable[[Any], Any] | None = None
+) -> Callable[[nn.Module], None]:
+    """A forward loop over any data: ``model(transform(item))`` for each item (NNCF's ``Dataset`` idea).
+
+    ``transform`` turns one item into the model's input (default: the item itself; a tuple or list item is
+    passed as positional arguments). ``data`` must be re-iterable (a list, a DataLoader) if the loop is
+    run more than once.
+    """
+
+    def loop(model: nn.Module) -> None:
+        tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+        device = tensor.device if tensor is not None else None  # inputs follow the model's device
+        for item in data:
+            x = transform(item) if transform is not None else item
+            args = tuple(x) if isinstance(x, (tuple, list)) else (x,)
+            model(*(a.to(device) if isinstance(a, torch.Tensor) and device else a for a in args))
+
+    return loop
+
+
 def calibrate(
     model: nn.Module,
     images: ImageSource = None,
@@ -82,6 +110,14 @@ def calibrate(
     those modules, e.g. the video path for memory attention).
     """
     state = quant_state(model)
+    if forward_loop is None and not is_sam2(model):
+        raise CalibrationError(
+            f"calibrate() without forward_loop feeds photos through SAM 2's encoder and decoder, but this "
+            f"model ({type(model).__name__}) is not SAM 2. Fix: pass forward_loop, a callable that runs your "
+            "calibration data through the model, e.g. calibrate(model, forward_loop=lambda m: [m(x) for x in "
+            "batches]) or forward_loop=batch_forward_loop(batches); sq.quantize(model, recipe, forward_loop) "
+            "does prepare + calibrate + freeze in one call"
+        )
     needs_decoder = any(n.startswith(DECODER_ROOTS) for n in state.plans)
     loop = forward_loop or default_forward_loop(
         images,

@@ -17,7 +17,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import torch.ao.nn.qat as nnqat
     import torch.ao.nn.quantized as nnq
-    from torch.ao.quantization import QConfig
+    from torch.ao.quantization import QConfig, QConfigMapping
     from torch.ao.quantization import convert as _ao_convert
     from torch.ao.quantization import prepare_qat as _ao_prepare_qat
     from torch.ao.quantization.fake_quantize import FakeQuantize, FakeQuantizeBase
@@ -29,6 +29,8 @@ __all__ = [
     "FakeQuantizeBase",
     "ObserverBase",
     "QConfig",
+    "QConfigMapping",
+    "build_qconfig_mapping",
     "ao_convert",
     "ao_prepare_qat",
     "quantize_module",
@@ -114,3 +116,11 @@ def int8_linear_probe(a_code: int, w_code: int, k: int) -> torch.Tensor:
 def build_qconfig(weight_fq: type | object, output_observer: type | object) -> QConfig:
     """A torch.ao ``QConfig`` from two module factories (the weight fake-quant, the output observer)."""
     return QConfig(activation=output_observer, weight=weight_fq)
+
+
+def build_qconfig_mapping(qconfigs: dict[str, QConfig]) -> QConfigMapping:
+    """A torch.ao ``QConfigMapping`` with one ``set_module_name`` entry per layer (no global qconfig)."""
+    mapping = QConfigMapping()
+    for name, qc in qconfigs.items():
+        mapping.set_module_name(name, qc)
+    return mapping

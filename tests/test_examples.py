@@ -57,3 +57,16 @@ def test_cdpq_to_cuda_onnx_example(tmp_path: Path) -> None:
     assert "group_size: 32" in (search / "recipe.yaml").read_text()  # group-wise Linears by default
     assert "fp16 ONNX" in proc.stderr
     assert "RANDOM-INIT" in proc.stderr
+
+
+@pytest.mark.slow
+def test_any_model_resnet_vit_example(tmp_path: Path) -> None:
+    proc = _run("any_model_resnet_vit.py", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = tmp_path.iterdir()
+    assert {"resnet18.onnx", "vit.onnx", "resnet18.pt", "vit.pt"} <= {p.name for p in run.iterdir()}
+    assert "without the exclusion rule" in proc.stderr
+    assert "nn.MultiheadAttention" in proc.stderr
+    for name in ("resnet18", "vit"):
+        line = next(ln for ln in proc.stderr.splitlines() if f"any_model_example: {name}:" in ln)
+        assert float(line.split("onnxruntime_vs_torch ")[1].split(",")[0]) < 0.05, line

@@ -18,6 +18,7 @@ from sam2_quant_plugin.numerics import (
     qrange,
     qrange_tensor,
     quantize_to_int,
+    reduce_minmax,
     ste_clamp,
     ste_round,
     storage_bits,
@@ -228,6 +229,27 @@ def test_mse_clip_search_per_tensor_and_axis1() -> None:
     lo1, _ = mse_clip_search(x.t().contiguous(), -7, 7, ch_axis=1, grid=30)
     lo0, _ = mse_clip_search(x, -7, 7, ch_axis=0, grid=30)
     torch.testing.assert_close(lo1, lo0)
+
+
+@pytest.mark.parametrize(
+    ("qmin", "qmax", "symmetric", "norm"), [(-7, 7, True, 2.0), (0, 15, False, 2.0), (-7, 7, True, 2.4)]
+)
+def test_mse_clip_search_is_bit_identical_to_the_fake_quantize_loop(
+    qmin: int, qmax: int, symmetric: bool, norm: float
+) -> None:
+    """The in-place search picks exactly the ratios a loop over :func:`fake_quantize` picks."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(64, 256, generator=g) * 0.02
+    x[torch.rand(x.shape, generator=g) < 0.01] *= 8
+    lo, hi = reduce_minmax(x, 0)
+    best_err, best_hi = torch.full_like(lo, float("inf")), hi.clone()
+    for r in torch.linspace(0.3, 1.0, 50).tolist():
+        s, z = qparams_from_minmax(lo * r, hi * r, qmin, qmax, symmetric)
+        err = (fake_quantize(x, s, z, qmin, qmax, ch_axis=0) - x).abs().pow(norm).sum(dim=1)
+        best_hi = torch.where(err < best_err, hi * r, best_hi)
+        best_err = torch.minimum(err, best_err)
+    _lo, got_hi = mse_clip_search(x, qmin, qmax, 0, symmetric, grid=50, norm=norm)
+    assert torch.equal(got_hi, best_hi)
 
 
 @pytest.mark.parametrize("q", [0.001, 0.1, 0.5, 0.9, 0.999])

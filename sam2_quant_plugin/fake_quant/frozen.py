@@ -41,16 +41,38 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         self.quant_min, self.quant_max = qrange(self.bits, self.signed, narrow_range)
         scale = scale.detach().float().reshape(-1)
         zero_point = zero_point.detach().round().to(torch.int32).reshape(-1)
-        self.per_channel = ch_axis is not None and scale.numel() > 1
-        self.ch_axis = int(ch_axis) if self.per_channel else -1
         self.dtype = torch.qint8 if signed else torch.quint8
-        if self.per_channel:
-            self.qscheme = torch.per_channel_symmetric if symmetric else torch.per_channel_affine
-        else:
-            self.qscheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
         self.register_buffer("scale", scale)
         self.register_buffer("zero_point", zero_point)
+        self._axis = ch_axis
+        self._set_layout()
         self.disable_observer()
+
+    def _set_layout(self) -> None:
+        """Per-channel (along the given axis) when there is more than one scale, else per-tensor."""
+        self.per_channel = self._axis is not None and self.scale.numel() > 1
+        self.ch_axis = int(self._axis) if self.per_channel else -1
+        if self.per_channel:
+            self.qscheme = torch.per_channel_symmetric if self.symmetric else torch.per_channel_affine
+        else:
+            self.qscheme = torch.per_tensor_symmetric if self.symmetric else torch.per_tensor_affine
+
+    @classmethod
+    def placeholder(cls, fq: FakeQuantizeBase) -> FrozenFakeQuantize:
+        """A frozen quantizer shaped like ``fq`` (bits, signedness, axis, groups) with unit qparams.
+
+        It becomes the real one when a frozen model's ``state_dict`` is loaded into it (the scales'
+        shape and the per-channel layout follow the loaded tensors): no calibration needed.
+        """
+        bits = int(getattr(fq, "bits", int(fq.quant_max - fq.quant_min).bit_length()))
+        signed = int(fq.quant_min) < 0
+        narrow = (int(fq.quant_min), int(fq.quant_max)) != qrange(bits, signed)
+        per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
+        symmetric = fq.qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
+        axis = fq.ch_axis if per_channel else None
+        return cls(
+            torch.ones(1), torch.zeros(1), bits, signed, narrow, axis, symmetric, getattr(fq, "group_size", 0)
+        )
 
     @classmethod
     def from_fake_quant(cls, fq: FakeQuantizeBase) -> FrozenFakeQuantize:
@@ -101,6 +123,7 @@ class FrozenFakeQuantize(FakeQuantizeBase):
             if prefix + key in state_dict:
                 getattr(self, key).resize_(state_dict[prefix + key].shape)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._set_layout()
 
     def extra_repr(self) -> str:
         return (

@@ -28,7 +28,7 @@ from ..int8.safety import UNSAFE_FIX, check_target_cpu, saturation_report
 from ..io.atomic import atomic_write
 from .lowering import WEIGHT_FORMATS, check_layers_present, lower_weights
 from .placement import record_input_ranks
-from .symbolic import lowbit_symbolics
+from .symbolic import lowbit_symbolics, no_mha_fastpath
 from .wrappers import (
     DECODER_INPUTS,
     DECODER_OUTPUTS,
@@ -158,6 +158,7 @@ def _trace(
     with (
         torch.no_grad(),
         lowbit_symbolics(ts_opset),
+        no_mha_fastpath(),
         warnings.catch_warnings(),
         record_input_ranks(wrapper) as ranks,
     ):

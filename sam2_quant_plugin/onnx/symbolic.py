@@ -73,3 +73,15 @@ def lowbit_symbolics(opset: int) -> Iterator[None]:
         for name in (_PER_TENSOR, _PER_CHANNEL):
             with contextlib.suppress(Exception):
                 unregister_custom_op_symbolic(name, opset)
+
+
+@contextlib.contextmanager
+def no_mha_fastpath() -> Iterator[None]:
+    """Trace ``nn.MultiheadAttention`` through its composite path: the inference fast path's fused
+    ``aten::_native_multi_head_attention`` has no ONNX symbolic."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)

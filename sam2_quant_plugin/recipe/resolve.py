@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import RecipeError
+from .opaque import opaque_layers, refusal
 from .schema import LayerRule, QuantSpec, Recipe
 
 #: Layer types a recipe can quantize (torch.ao QAT swaps exactly these).
@@ -69,8 +70,9 @@ def _under(name: str, prefixes: tuple[str, ...]) -> bool:
 def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
     """Per-layer plan for every quantizable layer that a rule or the default reaches.
 
-    Raises :class:`RecipeError` naming every rule that selects nothing, and any type rule for a
-    type this package cannot quantize.
+    Raises :class:`RecipeError` naming every rule that selects nothing, any type rule for a type this
+    package cannot quantize, and layers whose parent reads their weight directly (``nn.MultiheadAttention``'s
+    ``out_proj``, see :mod:`.opaque`) unless a rule keeps them float.
     """
     layers = quantizable_layers(model)
     all_names = {n for n, _ in model.named_modules()}
@@ -141,6 +143,10 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
                 f"{rule.match!r}: selects no layer (no {rule.pattern} under targets {list(recipe.targets)} "
                 "that a higher-precedence rule has not claimed)"
             )
+    owners = opaque_layers(model)
+    hit = [n for n, p in plans.items() if n in owners and p.quantized]
+    if hit:
+        problems.append(refusal(hit, owners, list(layers)))
     for prefix in recipe.targets:
         if prefix and prefix not in all_names:
             problems.append(f"target {prefix!r}: no module has that name")

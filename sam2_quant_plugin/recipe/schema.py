@@ -19,6 +19,8 @@ Granularity = Literal["per_channel", "per_tensor", "per_group"]
 GRANULARITIES = ("per_channel", "per_tensor", "per_group")
 DEFAULT_GROUP_SIZE = 32
 ROUNDINGS = ("nearest", "gptq")
+#: ``targets`` of a recipe that names none: every module of the model (the empty prefix)
+WHOLE_MODEL: tuple[str, ...] = ("",)
 
 
 @dataclass(frozen=True)
@@ -149,14 +151,15 @@ class LayerRule:
 class Recipe:
     """A versioned per-layer quantization recipe.
 
-    ``targets`` are module-name prefixes (e.g. ``image_encoder``) that bound where ``default`` applies;
-    rules may still name layers anywhere. Precedence: exact name > regex > type > default.
+    ``targets`` are module-name prefixes (e.g. ``image_encoder``) that bound where ``default`` and ``type:``
+    rules apply; ``("",)``, the default, is the whole model. Exact and regex rules may name layers anywhere.
+    Precedence: exact name > regex > type > default.
     """
 
     name: str
     default: LayerRule | None = None
     rules: tuple[LayerRule, ...] = ()
-    targets: tuple[str, ...] = ("image_encoder",)
+    targets: tuple[str, ...] = WHOLE_MODEL
     description: str = ""
     version: int = SCHEMA_VERSION
     model: str | None = None
@@ -206,7 +209,7 @@ class Recipe:
         rules = data.get("rules") or []
         if not isinstance(rules, list):
             raise RecipeError(f"{source}: 'rules' must be a list of rules")
-        targets = data.get("targets") or ("image_encoder",)
+        targets = data.get("targets") or WHOLE_MODEL  # no targets: the whole model
         if isinstance(targets, str):
             targets = (targets,)
         if not isinstance(targets, (list, tuple)) or not all(isinstance(t, str) for t in targets):
