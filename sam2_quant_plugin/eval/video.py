@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..sam2.build import build_sam2_model
+from ..sam2.forward import model_image_size
 from ..sam2.preprocess import bundled_video_frames
 from .metrics import mask_iou
 
@@ -42,7 +43,7 @@ def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -
     not copied): quantized components bring their quantizers, float ones equal the teacher's.
     """
     config = getattr(teacher, "sam2_quant_config", "sam2.1_hiera_t")
-    size = int(getattr(teacher, "sam2_quant_image_size", teacher.image_size))
+    size = model_image_size(teacher)
     build_log = logging.getLogger("sam2_quant_plugin.sam2.build")
     level = build_log.level
     build_log.setLevel(logging.ERROR)  # its random init is overwritten below: no random-init warning

@@ -7,6 +7,8 @@ ranges to Q -> Clip -> DQ.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from ..numerics import fake_quantize_exact, qrange, to_groups
@@ -42,7 +44,7 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         scale = scale.detach().float().reshape(-1)
         zero_point = zero_point.detach().round().to(torch.int32).reshape(-1)
         self.per_channel = ch_axis is not None and scale.numel() > 1
-        self.ch_axis = int(ch_axis) if self.per_channel else -1
+        self.ch_axis = int(ch_axis) if ch_axis is not None and self.per_channel else -1
         self.dtype = torch.qint8 if signed else torch.quint8
         if self.per_channel:
             self.qscheme = torch.per_channel_symmetric if symmetric else torch.per_channel_affine
@@ -57,7 +59,8 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         """Freeze a torch.ao ``FakeQuantize`` or a :class:`LearnableBitFakeQuantize` at its current state."""
         scale, zp = fq.calculate_qparams()
         bits = getattr(fq, "bits", None)
-        qmin, qmax = int(fq.quant_min), int(fq.quant_max)
+        # torch.ao sets these at run time: nn.Module.__getattr__ types them ``Tensor | Module``
+        qmin, qmax = int(cast(int, fq.quant_min)), int(cast(int, fq.quant_max))
         signed = qmin < 0
         if bits is None:
             bits = int(qmax - qmin).bit_length()  # 255 codes (narrow) and 256 codes are both 8 bits
@@ -66,7 +69,7 @@ class FrozenFakeQuantize(FakeQuantizeBase):
             raise ValueError(f"range [{qmin}, {qmax}] is not a {bits}-bit range")
         per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
         symmetric = fq.qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
-        axis = fq.ch_axis if per_channel else None
+        axis = int(cast(int, fq.ch_axis)) if per_channel else None
         frozen = cls(scale, zp, bits, signed, narrow, axis, symmetric, getattr(fq, "group_size", 0))
         frozen.fake_quant_enabled.copy_(fq.fake_quant_enabled)
         return frozen
