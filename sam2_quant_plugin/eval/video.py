@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,7 +151,3 @@ def evaluate_video(
 ) -> dict:
     """One-shot :func:`build_video_reference` + :func:`score_video`."""
     return score_video(build_video_reference(teacher, video_dir, n_per_side=n_per_side), teacher, student)
-
-
-def frame_names(ref: VideoReference) -> Sequence[str]:
-    return [p.name for p in sorted(ref.video_dir.glob("*.jp*g"), key=lambda p: int(p.stem))]
