@@ -19,15 +19,17 @@ setup: $(STAMP)
 demo: $(STAMP)        ## quantize tiny SAM 2 (W8A8) on the bundled photos, export ONNX, validate on onnxruntime
 	$(BIN)/sam2-quant run
 
-test: $(STAMP)        ## lint + the whole test suite (slow tests on the real tiny SAM 2 included)
+test: $(STAMP)        ## ruff + mypy (public API, [tool.mypy] in pyproject.toml) + the whole test suite (slow tests included)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)   ## the suite without the slow tests
 	$(BIN)/python -m pytest -q -m "not slow"
 
-lint: $(STAMP)
+lint: $(STAMP)        ## ruff + mypy
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(STAMP)       ## CPU EP latency/size/parity table -> docs/BENCHMARKS.md
 	$(BIN)/sam2-quant bench --doc docs/BENCHMARKS.md

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from .errors import RecipeError
@@ -22,7 +23,7 @@ from .qconfig import layer_qconfigs, make_fake_quant
 from .recipe.io import load_recipe
 from .recipe.resolve import LayerPlan, resolve
 from .recipe.schema import LayerRule, Recipe
-from .torchao_adapter import FakeQuantizeBase, ObserverBase, ao_prepare_qat
+from .torchao_adapter import QCONFIG_ATTR, FakeQuantizeBase, ObserverBase, ao_prepare_qat
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
         # back the plain, picklable qconfig (convert needs it) and its children none.
         layer = model.get_submodule(name)
         for sub in layer.modules():
-            sub.qconfig = None
-        layer.qconfig = qc
+            setattr(sub, QCONFIG_ATTR, None)
+        setattr(layer, QCONFIG_ATTR, qc)
     for name, plan in plans.items():
         if plan.activation is not None:
             mod = model.get_submodule(name)
@@ -104,8 +105,8 @@ def set_observers(model: nn.Module, enabled: bool) -> None:
     for m in model.modules():
         if isinstance(m, FakeQuantizeBase):
             m.enable_observer(enabled)
-        elif isinstance(m, ObserverBase) and hasattr(m, "enabled"):
-            m.enabled.fill_(1 if enabled else 0)
+        elif isinstance(m, ObserverBase) and isinstance(flag := getattr(m, "enabled", None), torch.Tensor):
+            flag.fill_(1 if enabled else 0)
 
 
 def set_fake_quant(model: nn.Module, enabled: bool) -> None:
@@ -178,7 +179,7 @@ def weight_bits_summary(model: nn.Module, storage: str = "packed") -> dict[str, 
         fq = getattr(model.get_submodule(lname), "weight_fake_quant", None)
         if fq is None:
             continue
-        n = float(model.get_submodule(lname).weight.numel())
+        n = float(model.get_submodule(lname).get_parameter("weight").numel())
         total_bits += fq.bits * n
         stored_bits += storage_bits(fq.bits, storage) * n
         total_params += n

@@ -18,7 +18,7 @@ from .errors import CalibrationError
 from .fake_quant.learnable import LearnableBitFakeQuantize
 from .gptq import apply_gptq, collect_hessians
 from .observers.base import RangeObserver
-from .sam2.forward import decode, encode, point_grid
+from .sam2.forward import decode, encode, model_image_size, point_grid
 from .sam2.preprocess import bundled_images, list_images, load_image, to_model_input
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def default_forward_loop(
     """A forward loop over photos: encoder on every image, and a point grid through the decoder."""
 
     def loop(model: nn.Module) -> None:
-        size = image_size or int(getattr(model, "sam2_quant_image_size", model.image_size))
+        size = image_size or model_image_size(model)
         batches = _batches(images, size, batch_size)
         grid = point_grid(points_per_side, size)
         for x in tqdm(batches, desc="calibrate", disable=not progress, leave=False):

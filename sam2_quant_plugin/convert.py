@@ -20,7 +20,7 @@ from .errors import Int8Error
 from .fake_quant.frozen import FrozenFakeQuantize
 from .int8.host import host_int8_path
 from .int8.safety import UNSAFE_FIX, saturation_report
-from .torchao_adapter import ao_convert, dequantize_module, quantize_module, select_engine
+from .torchao_adapter import QAT_TYPES, ao_convert, dequantize_module, quantize_module, select_engine
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +37,13 @@ class QuantizedLayer(nn.Module):
 
 
 def _float_twin(mod: nn.Module) -> nn.Module:
-    """A plain nn.Linear / nn.Conv2d with the fake-quantized weight of a QAT module."""
+    """A plain nn.Linear / nn.Conv2d with the fake-quantized weight of a torch.ao QAT Linear / Conv2d."""
+    if not isinstance(mod, QAT_TYPES):
+        raise TypeError(f"expected a torch.ao QAT Linear or Conv2d, got {type(mod).__name__}")
     with torch.no_grad():
         w = mod.weight_fake_quant(mod.weight)
-    if isinstance(mod, nn.Linear):
-        out = nn.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None)
-    else:
-        out = nn.Conv2d(
-            mod.in_channels,
-            mod.out_channels,
-            mod.kernel_size,
-            mod.stride,
-            mod.padding,
-            mod.dilation,
-            mod.groups,
-            mod.bias is not None,
-            mod.padding_mode,
-        )
+    out: nn.Linear | nn.Conv2d = mod.to_float()  # same shape, weight and bias copied
     out.weight.data.copy_(w)
-    if mod.bias is not None:
-        out.bias.data.copy_(mod.bias.detach())
     return out
 
 

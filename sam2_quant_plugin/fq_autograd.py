@@ -46,7 +46,7 @@ class FakeQuantizeFn(torch.autograd.Function):
     """``FakeQuantizeFn.apply(x, s, z, qmin, qmax)``, all tensors; see the module docstring."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any, x: torch.Tensor, s: torch.Tensor, z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
     ) -> torch.Tensor:
         _inv, r, below, above = _codes(x, s, z, lo, hi)
@@ -55,7 +55,7 @@ class FakeQuantizeFn(torch.autograd.Function):
         return (q - z) * s
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, s, z, lo, hi = ctx.saved_tensors
         need_x, need_s, need_z, need_lo, need_hi = ctx.needs_input_grad
         inv, r, below, above = _codes(x, s, z, lo, hi)

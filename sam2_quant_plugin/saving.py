@@ -91,6 +91,7 @@ def load_quantized(
         saved = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if stage is None:  # bare state_dict: frozen models carry no learnable quantizer parameters
         stage = "prepared" if any(k.endswith(".bit_offset") for k in state_dict) else "frozen"
+    assert saved is not None  # a bare state_dict without recipe= was refused above
     qmodel = prepare_qat(model, saved, inplace=inplace)
     if stage == "frozen":
         _frozen_placeholders(qmodel)

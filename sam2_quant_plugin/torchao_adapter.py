@@ -25,6 +25,7 @@ with warnings.catch_warnings():
 
 __all__ = [
     "QAT_TYPES",
+    "QCONFIG_ATTR",
     "FakeQuantize",
     "FakeQuantizeBase",
     "ObserverBase",
@@ -41,8 +42,12 @@ __all__ = [
     "INT8_PROBE_OUT_STEP",
 ]
 
+#: The module attribute torch.ao ``prepare_qat`` and ``convert`` read (set with setattr: nn.Module's typed
+#: ``__setattr__`` takes only tensors and modules).
+QCONFIG_ATTR = "qconfig"
+
 #: torch.ao QAT classes that ``prepare_qat`` swaps in for Linear / Conv2d.
-QAT_TYPES: tuple[type[nn.Module], ...] = (nnqat.Linear, nnqat.Conv2d)
+QAT_TYPES: tuple[type[nnqat.Linear], type[nnqat.Conv2d]] = (nnqat.Linear, nnqat.Conv2d)
 
 
 @contextlib.contextmanager
@@ -64,7 +69,7 @@ def ao_prepare_qat(model: nn.Module, qconfigs: dict[str, QConfig]) -> nn.Module:
     """
     was_training = model.training
     for name, qc in qconfigs.items():
-        model.get_submodule(name).qconfig = qc
+        setattr(model.get_submodule(name), QCONFIG_ATTR, qc)
     model.train()
     with quiet_torch_ao():
         _ao_prepare_qat(model, inplace=True)

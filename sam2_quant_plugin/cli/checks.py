@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import math
-import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -116,10 +115,3 @@ def check_box(box: Iterable[float], hw: tuple[int, int]) -> None:
             f"--box {x0:g},{y0:g},{x1:g},{y1:g} is empty or inverted. Fix: pass x0,y0,x1,y1 with x1 > x0 "
             "and y1 > y0 (top-left, then bottom-right corner)."
         )
-
-
-def is_regular_file(path: Path) -> bool:
-    try:
-        return os.stat(path).st_mode & 0o170000 == 0o100000
-    except OSError:
-        return False

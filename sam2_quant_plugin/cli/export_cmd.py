@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -14,7 +15,8 @@ from .common import add_model_arguments, build_model, weights_label
 
 HELP = "export SAM 2 (float or quantized with --recipe) as encoder.onnx + decoder.onnx (+ manifest.json)"
 log = logging.getLogger("sam2-quant.export")
-PROFILE_DIR = Path(__file__).resolve().parents[2] / "export" / "profiles"
+# The package's ``profiles`` folder: a symlink to ``export/profiles`` in a checkout, real files in a wheel.
+PROFILE_DIR = Path(str(resources.files("sam2_quant_plugin") / "profiles"))
 PROFILE_KEYS = {
     "recipe",
     "weight_format",
@@ -47,7 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default=None, help="recipe YAML or shipped name; omitted: float export")
     p.add_argument("--images", default=None, help="calibration photos folder (default: bundled photos)")
     p.add_argument("--out", required=True, help="output folder (must not hold a bundle yet)")
-    p.add_argument("--profile", default=None, help="export profile name (export/profiles/*.yaml) or path")
+    p.add_argument(
+        "--profile",
+        default=None,
+        help="export profile: a shipped name (export/profiles/*.yaml) or a YAML path",
+    )
     p.add_argument(
         "--weight-format",
         default=None,

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..io.staging import discard_staged, final_name, new_staged_run_dir, publish_run_dir
+from ..sam2.forward import model_image_size
 from ..sam2.preprocess import bundled_images, list_images, load_image
 from .baselines.base import BuildContext
 from .baselines.registry import DEFAULT_METHODS, make_methods
@@ -62,7 +63,7 @@ def run_eval(
     The encoder ONNX files (``<run>/artifacts``, ~100 MiB float + ~30 MiB per ONNX row) are deleted at the
     end unless ``keep_artifacts``. Returns ``(results, paths)``; the run folder is ``paths["json"].parent``.
     """
-    image_size = int(getattr(teacher, "sam2_quant_image_size", teacher.image_size))
+    image_size = model_image_size(teacher)
     paths = list_images(images) if images else bundled_images()
     arrays = [load_image(p) for p in paths]
     calib_paths = list_images(calib_images) if calib_images else bundled_images()

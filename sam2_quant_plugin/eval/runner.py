@@ -7,7 +7,6 @@ import logging
 import time
 import traceback
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from torch import nn
@@ -119,9 +118,3 @@ def run_methods(
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"
-
-
-def default_work_dir(run_dir: Path) -> Path:
-    d = run_dir / "artifacts"
-    d.mkdir(parents=True, exist_ok=True)
-    return d

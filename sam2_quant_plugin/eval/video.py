@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..sam2.build import build_sam2_model
+from ..sam2.forward import model_image_size
 from ..sam2.preprocess import bundled_video_frames
 from .metrics import mask_iou
 
@@ -42,7 +42,7 @@ def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -
     not copied): quantized components bring their quantizers, float ones equal the teacher's.
     """
     config = getattr(teacher, "sam2_quant_config", "sam2.1_hiera_t")
-    size = int(getattr(teacher, "sam2_quant_image_size", teacher.image_size))
+    size = model_image_size(teacher)
     build_log = logging.getLogger("sam2_quant_plugin.sam2.build")
     level = build_log.level
     build_log.setLevel(logging.ERROR)  # its random init is overwritten below: no random-init warning
@@ -151,7 +151,3 @@ def evaluate_video(
 ) -> dict:
     """One-shot :func:`build_video_reference` + :func:`score_video`."""
     return score_video(build_video_reference(teacher, video_dir, n_per_side=n_per_side), teacher, student)
-
-
-def frame_names(ref: VideoReference) -> Sequence[str]:
-    return [p.name for p in sorted(ref.video_dir.glob("*.jp*g"), key=lambda p: int(p.stem))]

@@ -7,6 +7,8 @@ ranges to Q -> Clip -> DQ.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from ..numerics import fake_quantize_exact, qrange, to_groups
@@ -50,8 +52,9 @@ class FrozenFakeQuantize(FakeQuantizeBase):
 
     def _set_layout(self) -> None:
         """Per-channel (along the given axis) when there is more than one scale, else per-tensor."""
-        self.per_channel = self._axis is not None and self.scale.numel() > 1
-        self.ch_axis = int(self._axis) if self.per_channel else -1
+        axis = self._axis
+        self.per_channel = axis is not None and self.scale.numel() > 1
+        self.ch_axis = int(axis) if axis is not None and self.per_channel else -1
         if self.per_channel:
             self.qscheme = torch.per_channel_symmetric if self.symmetric else torch.per_channel_affine
         else:
@@ -64,12 +67,14 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         It becomes the real one when a frozen model's ``state_dict`` is loaded into it (the scales'
         shape and the per-channel layout follow the loaded tensors): no calibration needed.
         """
-        bits = int(getattr(fq, "bits", int(fq.quant_max - fq.quant_min).bit_length()))
-        signed = int(fq.quant_min) < 0
-        narrow = (int(fq.quant_min), int(fq.quant_max)) != qrange(bits, signed)
+        # torch.ao sets these at run time: nn.Module.__getattr__ types them ``Tensor | Module``
+        qmin, qmax = int(cast(int, fq.quant_min)), int(cast(int, fq.quant_max))
+        bits = int(getattr(fq, "bits", int(qmax - qmin).bit_length()))
+        signed = qmin < 0
+        narrow = (qmin, qmax) != qrange(bits, signed)
         per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
         symmetric = fq.qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
-        axis = fq.ch_axis if per_channel else None
+        axis = int(cast(int, fq.ch_axis)) if per_channel else None
         return cls(
             torch.ones(1), torch.zeros(1), bits, signed, narrow, axis, symmetric, getattr(fq, "group_size", 0)
         )
@@ -79,7 +84,8 @@ class FrozenFakeQuantize(FakeQuantizeBase):
         """Freeze a torch.ao ``FakeQuantize`` or a :class:`LearnableBitFakeQuantize` at its current state."""
         scale, zp = fq.calculate_qparams()
         bits = getattr(fq, "bits", None)
-        qmin, qmax = int(fq.quant_min), int(fq.quant_max)
+        # torch.ao sets these at run time: nn.Module.__getattr__ types them ``Tensor | Module``
+        qmin, qmax = int(cast(int, fq.quant_min)), int(cast(int, fq.quant_max))
         signed = qmin < 0
         if bits is None:
             bits = int(qmax - qmin).bit_length()  # 255 codes (narrow) and 256 codes are both 8 bits
@@ -88,7 +94,7 @@ class FrozenFakeQuantize(FakeQuantizeBase):
             raise ValueError(f"range [{qmin}, {qmax}] is not a {bits}-bit range")
         per_channel = fq.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
         symmetric = fq.qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
-        axis = fq.ch_axis if per_channel else None
+        axis = int(cast(int, fq.ch_axis)) if per_channel else None
         frozen = cls(scale, zp, bits, signed, narrow, axis, symmetric, getattr(fq, "group_size", 0))
         frozen.fake_quant_enabled.copy_(fq.fake_quant_enabled)
         return frozen

@@ -48,6 +48,7 @@ class LearnableBitFakeQuantize(FakeQuantizeBase):
     bit_offset: nn.Parameter
     zero_point: torch.Tensor
     int_bits: torch.Tensor
+    scale_initialized: torch.Tensor
 
     def __init__(
         self,

@@ -60,6 +60,7 @@ def bit_penalty(
 def _tensor_size(model: nn.Module, fq_name: str) -> float:
     parent_name, _, attr = fq_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    if attr == "weight_fake_quant" and hasattr(parent, "weight"):
-        return float(parent.weight.numel())
+    weight = getattr(parent, "weight", None)
+    if attr == "weight_fake_quant" and isinstance(weight, torch.Tensor):
+        return float(weight.numel())
     return 1.0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -19,6 +20,7 @@ from torch import nn
 
 from ..api import INPUT_FQ, quant_state
 from ..errors import ConfigError
+from ..fake_quant.frozen import FrozenFakeQuantize
 from ..numerics import quantize_to_int
 from ..recipe.resolve import LayerPlan
 from .kernels import INT16_MAX, pair_headroom, risky_rows
@@ -54,7 +56,7 @@ def _kernel_layers(model: nn.Module) -> dict[str, tuple[nn.Module, np.ndarray]]:
     state = quant_state(model)
     if not state.frozen:
         raise ValueError("int8 checks need a frozen model: call freeze(model) first")
-    out = {}
+    out: dict[str, tuple[nn.Module, np.ndarray]] = {}
     for name in state.plans:
         layer = model.get_submodule(name)
         afq, wfq = getattr(layer, INPUT_FQ, None), getattr(layer, "weight_fake_quant", None)
@@ -75,7 +77,9 @@ def int8_layers(model: nn.Module) -> dict[str, Int8Layer]:
     for name, (layer, codes) in _kernel_layers(model).items():
         if not isinstance(layer, nn.Linear):
             continue
-        afq, wfq = getattr(layer, INPUT_FQ), layer.weight_fake_quant
+        # a frozen model (checked by _kernel_layers): its fake-quants are FrozenFakeQuantize
+        afq = cast(FrozenFakeQuantize, layer.get_submodule(INPUT_FQ))
+        wfq = cast(FrozenFakeQuantize, layer.get_submodule("weight_fake_quant"))
         scale = wfq.scale.detach().float().reshape(-1)
         if scale.numel() == 1:
             scale = scale.expand(codes.shape[0])

@@ -24,6 +24,7 @@ class RangeObserver(ObserverBase):
 
     min_val: torch.Tensor
     max_val: torch.Tensor
+    enabled: torch.Tensor
 
     def __init__(
         self,

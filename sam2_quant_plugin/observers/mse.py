@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..numerics import mse_clip_search
@@ -19,17 +21,17 @@ class MSEClipObserver(RangeObserver):
 
     def __init__(
         self,
-        *args,
+        *args: Any,
         grid: int = 100,
         min_ratio: float = 0.3,
         norm: float = 2.0,
         average: bool = False,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.grid, self.min_ratio, self.norm = int(grid), float(min_ratio), float(norm)
         self.average = bool(average)
-        self._key: tuple | None = None
+        self._key: tuple[object, ...] | None = None
         self._batches = 0
 
     def _observe(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..numerics import histogram_percentile
@@ -21,7 +23,7 @@ class PercentileObserver(RangeObserver):
     hist: torch.Tensor
     span: torch.Tensor
 
-    def __init__(self, *args, percentile: float = 99.99, bins: int = 2048, **kwargs) -> None:
+    def __init__(self, *args: Any, percentile: float = 99.99, bins: int = 2048, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not 50.0 < percentile <= 100.0:
             raise ValueError(f"percentile={percentile} must be in (50, 100]")

@@ -16,7 +16,6 @@ def register_observer(name: str) -> Callable[[type], type]:
         if name in _OBSERVERS and _OBSERVERS[name] is not cls:
             raise ValueError(f"observer name {name!r} is already registered to {_OBSERVERS[name].__name__}")
         _OBSERVERS[name] = cls
-        cls.registered_name = name
         return cls
 
     return deco

@@ -166,7 +166,7 @@ def _trace(
         torch.onnx.export(
             wrapper,
             example,
-            buf,
+            buf,  # type: ignore[arg-type]  # the TorchScript exporter (dynamo=False) writes to file objects
             dynamo=False,
             opset_version=ts_opset,
             input_names=list(names[0]),
@@ -357,7 +357,7 @@ def export_memory_attention(
     """
     from ..sam2.rope import RealRoPEAttention
 
-    if not any(isinstance(m, RealRoPEAttention) for m in model.memory_attention.modules()):
+    if not any(isinstance(m, RealRoPEAttention) for m in model.get_submodule("memory_attention").modules()):
         raise ExportError(
             "memory attention uses complex-valued RoPE, which does not export. Fix: call "
             "sam2_quant_plugin.sam2.rope.patch_real_rope(model) first."

@@ -130,14 +130,20 @@ def export_and_validate(
     manifest = export_bundle(model, out_dir, image_size=image_size, target_cpu=target_cpu)
     out = Path(out_dir)
     enc, dec = out / "encoder.onnx", out / "decoder.onnx"
-    kw = {"image_size": image_size, "points_per_side": points_per_side}
+    size, pps = image_size, points_per_side
+
+    def ort_vs(m: nn.Module, optimization: str) -> dict[str, float | int | str]:
+        return pipeline_parity(
+            m, enc, dec, images, optimization=optimization, image_size=size, points_per_side=pps
+        )
+
     return {
         "manifest": manifest,
         "host_int8_path": host_int8_path().to_dict(),
-        "vs_torch_fake_quant_simulated": pipeline_parity(
-            model, enc, dec, images, optimization="disable", **kw
+        "vs_torch_fake_quant_simulated": ort_vs(model, "disable"),
+        "vs_torch_fake_quant_fused": ort_vs(model, "all"),
+        "avx2_vs_torch_fake_quant": avx2_parity(
+            ready_for_export(model), images, image_size=size, points_per_side=pps
         ),
-        "vs_torch_fake_quant_fused": pipeline_parity(model, enc, dec, images, optimization="all", **kw),
-        "avx2_vs_torch_fake_quant": avx2_parity(ready_for_export(model), images, **kw),
-        "vs_torch_float_fused": pipeline_parity(float_model, enc, dec, images, optimization="all", **kw),
+        "vs_torch_float_fused": ort_vs(float_model, "all"),
     }

@@ -77,7 +77,3 @@ def make_session(
             f"onnxruntime cannot load {path} ({type(e).__name__}: {first}). Fix: export the model again; "
             "keep any external-data files beside the .onnx file, inside its folder."
         ) from e
-
-
-def session_provider(session: ort.InferenceSession) -> str:
-    return session.get_providers()[0]

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import RecipeError
 
+OBSERVERS_PKG = "sam2_quant_plugin.observers"  # the observer classes whose keyword arguments a fix names
+
 if TYPE_CHECKING:
     from .schema import QuantSpec
 
@@ -54,12 +56,15 @@ def _build(spec: QuantSpec) -> None:
     except RecipeError:
         raise
     except (TypeError, ValueError) as e:
+        inits = [vars(c).get("__init__") for c in cls.__mro__ if c.__module__.startswith(OBSERVERS_PKG)]
         known = sorted(
-            n
-            for c in cls.__mro__
-            if c.__module__.startswith("sam2_quant_plugin.observers")
-            for n, p in inspect.signature(c.__init__).parameters.items()
-            if p.kind == p.KEYWORD_ONLY
+            {
+                n
+                for init in inits
+                if init is not None
+                for n, p in inspect.signature(init).parameters.items()
+                if p.kind == p.KEYWORD_ONLY
+            }
         )
         raise RecipeError(
             f"observer {spec.observer!r} rejects observer_args {args}: {e}. Fix: use valid values; "

@@ -22,7 +22,7 @@ from .opaque import opaque_layers, refusal
 from .schema import LayerRule, QuantSpec, Recipe
 
 #: Layer types a recipe can quantize (torch.ao QAT swaps exactly these).
-QUANTIZABLE_TYPES: dict[str, type[nn.Module]] = {"Linear": nn.Linear, "Conv2d": nn.Conv2d}
+QUANTIZABLE_TYPES: dict[str, type[nn.Linear] | type[nn.Conv2d]] = {"Linear": nn.Linear, "Conv2d": nn.Conv2d}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class LayerPlan:
         return self.activation.bits if self.activation else None
 
 
-def quantizable_layers(model: nn.Module) -> dict[str, nn.Module]:
+def quantizable_layers(model: nn.Module) -> dict[str, nn.Linear | nn.Conv2d]:
     """Name -> module for every layer of a quantizable type (including already-prepared QAT ones)."""
     kinds = tuple(QUANTIZABLE_TYPES.values())
     return {n: m for n, m in model.named_modules() if isinstance(m, kinds) and n}
@@ -99,12 +99,13 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
     exact = {r.match: r for r in by_kind["exact"]}
     for name, mod in layers.items():
         tname = _type_name(mod)
-        rule = exact.get(name)
-        if rule is None:
-            rule = next((r for r, rx in compiled if rx.fullmatch(name)), None)
-        if rule is None and _under(name, recipe.targets):
-            rule = next((r for r in by_kind["type"] if r.pattern == tname), None)
-        if rule is not None:
+        found = exact.get(name)
+        if found is None:
+            found = next((r for r, rx in compiled if rx.fullmatch(name)), None)
+        if found is None and _under(name, recipe.targets):
+            found = next((r for r in by_kind["type"] if r.pattern == tname), None)
+        if found is not None:
+            rule = found
             used.add(rule.match)
             matched_by = rule.match if rule.kind != "exact" else "exact"
         elif recipe.default is not None and _under(name, recipe.targets):

@@ -19,9 +19,9 @@ def plan_totals(plans: Mapping[str, LayerPlan]) -> dict[str, float]:
     Counts weight tensors only (biases stay float in every export), the same basis as
     :func:`sam2_quant_plugin.api.weight_bits_summary` on the prepared model.
     """
-    q = [p for p in plans.values() if p.weight is not None]
-    params = sum(p.weight_params for p in q)
-    bits = sum(p.weight_params * p.weight.bits for p in q)
+    q = [(p.weight_params, p.weight.bits) for p in plans.values() if p.weight is not None]
+    params = sum(n for n, _ in q)
+    bits = sum(n * b for n, b in q)
     return {
         "layers": len(plans),
         "quantized_weight_params": params,
@@ -41,7 +41,11 @@ def format_table(plans: Mapping[str, LayerPlan], *, all_layers: Mapping[str, str
         (
             p.name,
             p.type_name,
-            _bits(p.weight_bits, bool(p.weight and p.weight.learnable), p.weight and p.weight.group_size),
+            _bits(
+                p.weight_bits,
+                bool(p.weight and p.weight.learnable),
+                p.weight.group_size if p.weight else None,
+            ),
             _bits(p.activation_bits, bool(p.activation and p.activation.learnable)),
             f"{p.params:,}",
             p.matched_by,

@@ -10,6 +10,16 @@ import torch
 from torch import Tensor
 
 
+def model_image_size(model: torch.nn.Module) -> int:
+    """The input size ``model`` takes: the one :func:`~.build.build_sam2_model` set, else SAM 2's own."""
+    size = getattr(model, "sam2_quant_image_size", None)
+    if size is None:
+        size = getattr(model, "image_size", None)
+    if size is None:
+        raise ValueError(f"{type(model).__name__} has no image_size: not a SAM 2 model")
+    return int(size)
+
+
 def encode(model: torch.nn.Module, x: Tensor) -> dict[str, Tensor | list[Tensor]]:
     """Image features of ``x [B, 3, S, S]`` exactly as ``SAM2ImagePredictor.set_image(_batch)`` builds them.
 
