@@ -16,6 +16,7 @@ import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
@@ -272,16 +273,21 @@ def export_image_encoder(
     target_cpu: str = "any",
 ) -> Path:
     """Export ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1`` to ``path``."""
+    kw = {"opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
+    return _export_encoder(model, path, ImageEncoderGraph, (ENCODER_INPUTS, ENCODER_OUTPUTS), image_size, kw)
+
+
+def _export_encoder(
+    model: nn.Module,
+    path: str | Path,
+    wrap: Callable[[nn.Module], nn.Module],
+    names: Names | Callable[[nn.Module, tuple[torch.Tensor, ...]], Names],
+    image_size: int,
+    kw: dict[str, Any],
+) -> Path:
+    """An image-in graph of the image encoder (``wrap`` picks the outputs), checked under image_encoder."""
     return _export_graph(
-        model,
-        path,
-        ImageEncoderGraph,
-        lambda _: encoder_example(image_size),
-        (ENCODER_INPUTS, ENCODER_OUTPUTS),
-        ("image_encoder",),
-        opset=opset,
-        weight_format=weight_format,
-        target_cpu=target_cpu,
+        model, path, wrap, lambda _: encoder_example(image_size), names, ("image_encoder",), **kw
     )
 
 
@@ -301,17 +307,8 @@ def export_backbone(
     target_cpu: str = "any",
 ) -> Path:
     """Export ``image [1, 3, S, S] -> backbone_fpn_0..k`` (the image encoder's raw FPN levels) to ``path``."""
-    return _export_graph(
-        model,
-        path,
-        BackboneGraph,
-        lambda _: encoder_example(image_size),
-        _backbone_names,
-        ("image_encoder",),
-        opset=opset,
-        weight_format=weight_format,
-        target_cpu=target_cpu,
-    )
+    kw = {"opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
+    return _export_encoder(model, path, BackboneGraph, _backbone_names, image_size, kw)
 
 
 def export_decoder(
