@@ -96,3 +96,33 @@ def plot_losses(train: Sequence[float], attempts: Sequence[dict[str, Any]], path
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_confidence(records: Sequence[dict[str, Any]], bits: dict[str, int], path: Path) -> Path:
+    """Per layer: the confidence score of every pass (lines, left axis) beside the final bits (bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(bits)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.18 * len(names)), 3.8))
+    ax.bar(range(len(names)), [bits[n] for n in names], color="tab:blue", alpha=0.35, label="final bits")
+    ax.set_ylabel("bits")
+    ax.set_ylim(0, 8.5)
+    ax.set_xticks(range(len(names)), [_short(n) for n in names], rotation=90, fontsize=6)
+    twin = ax.twinx()
+    passes = sorted({r["pass"] for r in records})
+    for p in passes:
+        last = {r["layer"]: r["confidence"] for r in records if r["pass"] == p}  # a resumed pass: last wins
+        xs = [i for i, n in enumerate(names) if n in last]
+        twin.plot(xs, [last[names[i]] for i in xs], marker=".", lw=0.8, label=f"pass {p}")
+    heuristic = records[0]["heuristic"] if records else "?"
+    twin.set_ylabel(f"confidence ({heuristic}; lower: tried first)")
+    if passes:
+        twin.legend(fontsize=6, loc="upper right")
+    ax.set_title("CDPQ: per-layer confidence by pass, and the bits it ended with")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -69,13 +69,20 @@ def order_candidates(
     """Candidates with their scores, ascending; scores are rank-normalised to [0, 1] per signal and
     summed (confidence + ``sensitivity_weight`` x sensitivity), so the two scales never need tuning.
     """
-    fn = get_heuristic(heuristic)
-    conf = {n: fn(histories.get(n, ())) for n in candidates}
+    conf = confidence_scores(histories, candidates, heuristic)
     score = _ranks(conf)
     if sensitivity:
         sens = _ranks({n: sensitivity.get(n, 0.0) for n in candidates})
         score = {n: score[n] + sensitivity_weight * sens[n] for n in candidates}
     return sorted(((n, score[n]) for n in candidates), key=lambda kv: (kv[1], kv[0]))
+
+
+def confidence_scores(
+    histories: dict[str, Sequence[float]], candidates: Sequence[str], heuristic: str = "mean"
+) -> dict[str, float]:
+    """Each candidate's raw confidence score under ``heuristic`` (lower: tried first)."""
+    fn = get_heuristic(heuristic)
+    return {n: fn(histories.get(n, ())) for n in candidates}
 
 
 def _ranks(values: dict[str, float]) -> dict[str, float]:

@@ -19,13 +19,21 @@ from ..errors import ConfigError
 from ..io.atomic import atomic_write_json, new_run_dir
 from ..recipe.io import save_recipe
 from . import ddp
-from .artifacts import attach_log_file, detach_log_file, plot_bits, plot_losses, read_jsonl, truncate_jsonl
+from .artifacts import (
+    attach_log_file,
+    detach_log_file,
+    plot_bits,
+    plot_confidence,
+    plot_losses,
+    read_jsonl,
+    truncate_jsonl,
+)
 from .budget import check_budget_feasible
 from .checkpoint import STATE
 from .config import CDPQConfig
 from .differentiable import run_differentiable
 from .package import build_package, package_nbytes, save_package
-from .search import ATTEMPTS, run_search
+from .search import ATTEMPTS, CONFIDENCE, run_search
 from .sensitivity import cached_sensitivity, compute_sensitivity, importance_from
 from .session import Session, build_session
 from .student import REFIT_GRID, bits_map, size_report
@@ -173,11 +181,16 @@ def finalize(
     attempts = read_jsonl(run_dir / ATTEMPTS)
     plot_bits(bits, run_dir / "bits_per_layer.png", title=f"{cfg.name}: weight bits per layer")
     plot_losses(curve, attempts, run_dir / "loss_curves.png")
+    confidence = read_jsonl(run_dir / CONFIDENCE) if (run_dir / CONFIDENCE).exists() else []
+    plot_confidence(confidence, bits, run_dir / "confidence.png")
     n_try = len(attempts)
     summary = {
         "run_dir": str(run_dir),
         "interrupted": False,
         "mode": cfg.mode,
+        "confidence_heuristic": cfg.confidence,  # what scored the layers (confidence.jsonl, confidence.png)
+        "order_by": cfg.order_by,  # what ordered the candidates: that heuristic, or probes
+        "confidence_rows": len(confidence),
         "layers": len(bits),
         "bits": bits,
         "bit_histogram": {

@@ -19,7 +19,7 @@ from ..api import weight_bits_summary
 from . import checkpoint, ddp
 from .artifacts import append_jsonl
 from .checkpoint import SearchState
-from .confidence import order_candidates
+from .confidence import confidence_scores, order_candidates
 from .mirror import EvalMirror
 from .probe import probe_order
 from .session import Session
@@ -29,6 +29,7 @@ from .train import evaluate, kd_epoch, make_optimizer
 
 log = logging.getLogger(__name__)
 ATTEMPTS = "attempts.jsonl"
+CONFIDENCE = "confidence.jsonl"
 
 
 def budget_met(s: Session) -> bool:
@@ -86,6 +87,8 @@ def _start_pass(
             state.history, _reducible(s), s.cfg.confidence, sensitivity, s.cfg.sensitivity_weight
         )
     order = ddp.from_main([n for n, _ in ranked])  # every rank walks the same order
+    if run_dir is not None and ddp.is_main():
+        _record_confidence(s, state, order, run_dir)
     state.order, state.pos, state.ref_loss, state.accepted_in_pass = order, 0, ref, 0
     state.min_rise = float("inf")
     state.phase = "reduce"
@@ -96,6 +99,28 @@ def _start_pass(
         ref,
         state.threshold,
     )
+
+
+def _record_confidence(s: Session, state: SearchState, order: list[str], run_dir: Path) -> None:
+    """One ``confidence.jsonl`` row per candidate and pass: its score under the configured heuristic
+    (recorded whatever ``order_by`` is), its loss history, bits and place in this pass's order."""
+    scores = confidence_scores(state.history, order, s.cfg.confidence)
+    bits = {n: q.bits for n, q in weight_quantizers(s.student).items()}
+    for rank, name in enumerate(order):
+        hist = state.history.get(name, [])
+        append_jsonl(
+            run_dir / CONFIDENCE,
+            {
+                "pass": state.passes_done + 1,
+                "layer": name,
+                "heuristic": s.cfg.confidence,
+                "order_by": s.cfg.order_by,
+                "confidence": scores[name],
+                "rank": rank,
+                "bits": bits.get(name),
+                "history": hist[-8:],
+            },
+        )
 
 
 def _attempt(s: Session, state: SearchState, layer: str, run_dir: Path | None, mirror: EvalMirror) -> bool:

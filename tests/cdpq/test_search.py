@@ -156,3 +156,30 @@ def test_impossible_budget_fails_before_the_search(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be met"):
         run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
     assert list(tmp_path.iterdir()) == []  # the run never started: no run folder is left
+
+
+def test_confidence_is_recorded_per_pass_and_plotted(tmp_path: Path) -> None:
+    from sam2_quant_plugin.cdpq.confidence import confidence_scores
+
+    cfg = toy_config(ladder=(8, 6, 4), impact_threshold=0.02, confidence="trend")
+    summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    run = Path(summary["run_dir"])
+    rows = read_jsonl(run / "confidence.jsonl")
+    assert summary["confidence_heuristic"] == "trend"
+    assert summary["order_by"] == cfg.order_by
+    assert summary["confidence_rows"] == len(rows) > 0
+    assert (run / "confidence.png").stat().st_size > 0
+    passes = sorted({r["pass"] for r in rows})
+    assert passes[0] == 1
+    for p in passes:  # every pass scores its candidates, in the order it then walked them
+        this = [r for r in rows if r["pass"] == p]
+        assert [r["rank"] for r in this] == list(range(len(this)))
+        assert {r["heuristic"] for r in this} == {"trend"}
+        scores = confidence_scores(
+            {r["layer"]: r["history"] for r in this}, [r["layer"] for r in this], "trend"
+        )
+        if all(len(r["history"]) < 8 for r in this):  # the full history was recorded: the score is its own
+            assert all(abs(scores[r["layer"]] - r["confidence"]) < 1e-9 for r in this)
+    first = [r for r in rows if r["pass"] == 1]
+    assert {r["layer"] for r in first} <= set(summary["bits"])
+    assert all(r["bits"] == 8 for r in first)  # the first pass starts from the top of the ladder
