@@ -104,23 +104,10 @@ def resolve_options(args: argparse.Namespace) -> dict[str, object]:
     return opts
 
 
-def check_recipe_target_cpu(qmodel: object, target_cpu: str) -> None:
-    """Refuse, before calibration, a recipe whose fused int8 Linears get 8-bit weights for ``any`` CPU."""
-    from ..api import quant_state
-    from ..int8.safety import UNSAFE_FIX, check_target_cpu, plan_risk
-
-    check_target_cpu(target_cpu)
-    risky = plan_risk(quant_state(qmodel).plans)  # type: ignore[arg-type]
-    if risky and target_cpu == "any":
-        raise ExportError(
-            f"recipe {quant_state(qmodel).recipe.name!r} gives {len(risky)} int8-kernel Linear(s) 8-bit "  # type: ignore[arg-type]
-            f"weights (e.g. {risky[0]}), which saturate int16 on CPUs without VNNI. {UNSAFE_FIX}."
-        )
-
-
 def run(args: argparse.Namespace) -> int:
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
+    from ..int8.safety import check_recipe_target
     from ..io.bundle import CALIBRATION_ATTR
     from ..io.photos import describe_photos
     from ..onnx.export import check_export_options
@@ -135,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if opts["recipe"]:
         paths = list_images(args.images) if args.images else bundled_images()
         qmodel = prepare_qat(model, opts["recipe"])  # type: ignore[arg-type]
-        check_recipe_target_cpu(qmodel, str(opts["target_cpu"]))
+        check_recipe_target(qmodel, str(opts["target_cpu"]))  # before calibrating
         calibrate(qmodel, [load_image(p) for p in paths], image_size=args.image_size)
         model = freeze(qmodel)
         setattr(model, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))

@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
     qmodel = prepare_qat(model, recipe)
     if not args.no_export:
-        from .export_cmd import check_recipe_target_cpu
+        from ..int8.safety import check_recipe_target
 
-        check_recipe_target_cpu(qmodel, args.target_cpu)  # before calibrating
+        check_recipe_target(qmodel, args.target_cpu)  # before calibrating
     calibrate(qmodel, images, image_size=args.image_size)
     frozen = freeze(qmodel)
     setattr(frozen, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))  # for the manifest
@@ -109,19 +109,12 @@ def run(args: argparse.Namespace) -> int:
 
 def parity_failures(o: dict, target_cpu: str) -> list[str]:
     """Every way the deployed file is off from PyTorch fake-quant beyond the parity bound."""
-    from ..errors import ParityError
-    from ..onnx.parity import check_parity
+    from ..onnx.parity import failed_checks
 
-    checks = [("onnxruntime fused int8 on this CPU", o["vs_torch_fake_quant_fused"])]
+    checks = {"onnxruntime fused int8 on this CPU": o["vs_torch_fake_quant_fused"]}
     if target_cpu == "any":
-        checks.append(("an AVX2-class CPU without VNNI (emulated)", o["avx2_vs_torch_fake_quant"]))
-    out = []
-    for where, result in checks:
-        try:
-            check_parity(result)
-        except ParityError as e:
-            out.append(f"{where}: {e}")
-    return out
+        checks["an AVX2-class CPU without VNNI"] = o["avx2_vs_torch_fake_quant"]
+    return failed_checks(checks)
 
 
 def _markdown(r: dict, args: argparse.Namespace) -> str:

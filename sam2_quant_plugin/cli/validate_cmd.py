@@ -12,7 +12,6 @@ import logging
 import re
 from pathlib import Path
 
-from ..errors import ParityError
 from ..io.atomic import atomic_write_json, atomic_write_text
 from .checks import check_positive
 
@@ -60,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from ..int8.parity import avx2_parity
     from ..io.bundle import bundle_files
     from ..io.photos import reference_photos
-    from ..onnx.parity import check_parity, pipeline_parity
+    from ..onnx.parity import failed_checks, pipeline_parity
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
     from ..onnx.timing import environment, time_graph
@@ -108,13 +107,8 @@ def run(args: argparse.Namespace) -> int:
         )
     thresholds = {"mask_iou": args.min_mask_iou, "embed_cosine": args.min_embed_cosine}
     report["thresholds"] = thresholds
-    failures = []
     checked = ["fused"] + (["avx2"] if manifest.get("target_cpu", "any") == "any" else [])
-    for mode in (m for m in checked if m in report["parity"]):
-        try:
-            check_parity(report["parity"][mode], thresholds)
-        except ParityError as e:
-            failures.append(f"{mode}: {e}")
+    failures = failed_checks({m: report["parity"][m] for m in checked if m in report["parity"]}, thresholds)
     failure = "; ".join(failures) or None
     report["passed"] = failure is None
     json_path = _fresh(d / "report.json")

@@ -22,12 +22,7 @@ from .safety import Int8Layer, int8_layers
 def _int8_forward(spec: Int8Layer, path: str):  # type: ignore[no-untyped-def]
     def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        a = quantize_linear(
-            x.detach().reshape(-1, shape[-1]).float().numpy(), spec.a_scale, spec.a_zero_point
-        )
-        y = matmul_integer_to_float(
-            a, spec.a_scale, spec.a_zero_point, spec.w_codes.T, spec.w_scale, spec.bias, path
-        )
+        y = emulated_linear(spec, x.detach().reshape(-1, shape[-1]).float().numpy(), path)
         return torch.from_numpy(y).reshape(*shape[:-1], y.shape[-1]).to(x.dtype)
 
     return forward

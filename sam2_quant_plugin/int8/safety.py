@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..api import INPUT_FQ, quant_state
-from ..errors import ConfigError
+from ..errors import ConfigError, ExportError
 from ..fake_quant.frozen import FrozenFakeQuantize
 from ..numerics import quantize_to_int
 from ..recipe.resolve import LayerPlan
@@ -44,11 +44,6 @@ class Int8Layer:
     def risky_pairs(self) -> int:
         """Adjacent-K pairs that saturate in the MLAS / fbgemm MatMul layout (what the emulator models)."""
         return int((pair_headroom(self.w_codes) > INT16_MAX).sum())
-
-    @property
-    def pairs(self) -> int:
-        n, k = self.w_codes.shape
-        return n * ((k + 1) // 2)
 
 
 def _kernel_layers(model: nn.Module) -> dict[str, tuple[nn.Module, np.ndarray]]:
@@ -170,3 +165,16 @@ def plan_risk(plans: Mapping[str, LayerPlan]) -> list[str]:
         if top >= 8 and p.weight.granularity != "per_group":
             out.append(name)
     return out
+
+
+def check_recipe_target(qmodel: nn.Module, target_cpu: str) -> None:
+    """Refuse, before calibration, a prepared model whose int8-kernel layers get 8-bit weights while the
+    file must be right on ``any`` CPU (:func:`plan_risk`); the frozen model is checked again at export."""
+    check_target_cpu(target_cpu)
+    state = quant_state(qmodel)
+    risky = plan_risk(state.plans)
+    if risky and target_cpu == "any":
+        raise ExportError(
+            f"recipe {state.recipe.name!r} gives {len(risky)} int8-kernel layer(s) 8-bit weights (e.g. "
+            f"{risky[0]}), which saturate int16 on CPUs without VNNI. {UNSAFE_FIX}."
+        )

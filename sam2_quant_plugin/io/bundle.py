@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 16 << 20
-WEIGHT_FORMATS = ("qdq", "int8", "int4", "matmulnbits")
 GRAPH_KEYS = ("encoder", "decoder", "encoder_fp16", "decoder_fp16")
 REEXPORT = "Fix: export the bundle again with `sam2-quant export --out NEW_FOLDER`."
 #: attribute export sets on a model: the photos it was calibrated on (recorded in the manifest)
@@ -111,6 +110,8 @@ def _value_problems(m: dict[str, Any]) -> list[str]:
     size = m["image_size"]
     if not 32 <= size <= 8192 or size % 32:
         out.append(f"image_size {size} must be a multiple of 32 in 32..8192")
+    from ..onnx.lowering import WEIGHT_FORMATS  # the exporter's list (onnx is needed to read a bundle anyway)
+
     if m["weight_format"] not in WEIGHT_FORMATS:
         out.append(f"weight_format {m['weight_format']!r} is not one of {WEIGHT_FORMATS}")
     files = m["files"]

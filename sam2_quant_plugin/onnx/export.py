@@ -25,7 +25,7 @@ from torch import nn
 from ..api import INPUT_FQ, STATE_ATTR, _quantize_input, fake_quants, freeze
 from ..errors import ExportError
 from ..fake_quant.frozen import FrozenFakeQuantize
-from ..int8.safety import UNSAFE_FIX, check_target_cpu, saturation_report
+from ..int8.safety import UNSAFE_FIX, SaturationReport, check_target_cpu, saturation_report
 from ..io.atomic import atomic_write
 from .lowering import WEIGHT_FORMATS, check_layers_present, lower_weights
 from .placement import record_input_ranks
@@ -102,17 +102,21 @@ def _scope_input_quant(model: nn.Module) -> nn.Module:
     return model
 
 
-def check_int8_target(model: nn.Module, target_cpu: str = "any") -> str:
+FLOAT_INT8_NOTE = "float model: no int8 kernels"
+
+
+def check_int8_target(model: nn.Module, target_cpu: str = "any") -> SaturationReport | None:
     """Refuse (``target_cpu='any'``) or warn (``'vnni'``) when a fused int8 layer can saturate on AVX2 CPUs.
 
-    Returns the one-line saturation summary that goes into the file's metadata.
+    Returns the saturation report of a prepared model (None for a float one): its summary goes into the
+    file's metadata, the whole report into a bundle's manifest.
     """
     check_target_cpu(target_cpu)
     if getattr(model, STATE_ATTR, None) is None:
-        return "float model: no int8 kernels"
+        return None
     report = saturation_report(model)
     if report.safe:
-        return report.summary()
+        return report
     if target_cpu == "any":
         raise ExportError(
             f"{report.summary()}: the file would compute wrong numbers there (target_cpu='any'). "
@@ -122,7 +126,7 @@ def check_int8_target(model: nn.Module, target_cpu: str = "any") -> str:
         "!!! %s: this file is right only on CPUs with AVX512-VNNI / AVX-VNNI (target_cpu='vnni') !!!",
         report.summary(),
     )
-    return report.summary()
+    return report
 
 
 def check_export_options(opset: int, weight_format: str) -> None:
@@ -227,7 +231,8 @@ def _export_graph(
     check_export_options(opset, weight_format)
     _refuse_existing(path)
     model = ready_for_export(model)
-    int8_note = check_int8_target(model, target_cpu)
+    report = check_int8_target(model, target_cpu)
+    int8_note = report.summary() if report is not None else FLOAT_INT8_NOTE
     wrapper, ex = wrap(model), example(model)
     if callable(names):
         names = names(wrapper, ex)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +110,16 @@ def check_parity(result: dict[str, float | int | str], thresholds: dict[str, flo
             failed.append(f"{key}={float(v):.5f} < {lo}")
     if failed:
         raise ParityError("onnxruntime parity failed: " + "; ".join(failed) + f" (all: {_fmt(result)})")
+
+
+def failed_checks(
+    results: Mapping[str, dict[str, float | int | str]], thresholds: dict[str, float] | None = None
+) -> list[str]:
+    """``'<name>: <why>'`` for every named parity result that fails :func:`check_parity`."""
+    out = []
+    for name, result in results.items():
+        try:
+            check_parity(result, thresholds)
+        except ParityError as e:
+            out.append(f"{name}: {e}")
+    return out

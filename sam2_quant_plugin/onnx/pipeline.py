@@ -15,12 +15,18 @@ from ..api import STATE_ATTR
 from ..errors import ExportError
 from ..int8.host import host_int8_path
 from ..int8.parity import avx2_parity
-from ..int8.safety import saturation_report
+from ..int8.safety import SaturationReport
 from ..io.atomic import atomic_write_json
 from ..io.bundle import manifest_header
 from ..io.bundle import read_manifest as read_manifest  # the schema-checked reader (re-exported)
 from ..io.staging import staged_output
-from .export import check_int8_target, export_decoder, export_image_encoder, ready_for_export
+from .export import (
+    FLOAT_INT8_NOTE,
+    check_int8_target,
+    export_decoder,
+    export_image_encoder,
+    ready_for_export,
+)
 from .fp16 import to_fp16
 from .parity import pipeline_parity
 
@@ -61,7 +67,7 @@ def export_bundle(
                 "recipe (activation: null) with --weight-format matmulnbits for CUDA."
             )
     ready = ready_for_export(model)
-    check_int8_target(ready, target_cpu)  # before anything is written
+    int8_report = check_int8_target(ready, target_cpu)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     kw = {"image_size": image_size, "opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
     files = {
@@ -90,7 +96,7 @@ def export_bundle(
             k: json.loads(_meta(p).get("sam2_quant.weight_bytes", "{}")) for k, p in files.items()
         },
         "target_cpu": target_cpu,
-        "int8_saturation": int8_saturation(ready),
+        "int8_saturation": _saturation_record(int8_report),
     }
     atomic_write_json(out / MANIFEST, manifest)
     if manifest["random_init"]:
@@ -98,14 +104,13 @@ def export_bundle(
     return manifest
 
 
-def int8_saturation(ready: nn.Module) -> dict[str, object]:
-    """The manifest's record of which fused int8 layers (of a model as export sees it) could saturate on
-    AVX2-class CPUs."""
-    if getattr(ready, STATE_ATTR, None) is None:
-        return {"safe": True, "risky_layers": [], "summary": "float model: no int8 kernels"}
-    report = saturation_report(ready).to_dict()
-    report.pop("layers")
-    return report
+def _saturation_record(report: SaturationReport | None) -> dict[str, object]:
+    """The manifest's record of which fused int8 layers could saturate on AVX2-class CPUs."""
+    if report is None:
+        return {"safe": True, "risky_layers": [], "summary": FLOAT_INT8_NOTE}
+    record = report.to_dict()
+    record.pop("layers")
+    return record
 
 
 def _meta(path: Path) -> dict[str, str]:
