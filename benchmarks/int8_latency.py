@@ -25,10 +25,11 @@ from onnx import numpy_helper
 from sam2_quant_plugin import calibrate, freeze, prepare_qat
 from sam2_quant_plugin.int8 import host_int8_path
 from sam2_quant_plugin.io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from sam2_quant_plugin.models import model_info
 from sam2_quant_plugin.onnx import make_session
-from sam2_quant_plugin.onnx.export import export_image_encoder
 from sam2_quant_plugin.onnx.timing import environment, time_interleaved
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
+from sam2_quant_plugin.sam2.export import export_image_encoder
 
 log = logging.getLogger("bench-int8")
 
@@ -91,7 +92,7 @@ def main() -> None:
         {"variant": k, "median_ms": t["median_ms"], "vs_float": t["median_ms"] / base, "ops": ops[k]}
         for k, t in times.items()
     ]
-    result = {"environment": env, "host_int8_path": host.to_dict(), "weights": model.sam2_quant_weights}
+    result = {"environment": env, "host_int8_path": host.to_dict(), "weights": model_info(model).weights}
     result |= {"image_size": args.image_size, "threads": args.threads, "repeats": args.repeats, "rows": rows}
     atomic_write_json(run / "results.json", result)
     lines = [
@@ -99,7 +100,7 @@ def main() -> None:
         f"{args.repeats} repeats)",
         "",
         f"- CPU: {env['cpu']} [{env['cpu_isa']}]; {host.describe()}",
-        f"- onnxruntime {env['onnxruntime']}; weights: {model.sam2_quant_weights}",
+        f"- onnxruntime {env['onnxruntime']}; weights: {model_info(model).weights}",
         "",
         "| variant | median ms | vs float | fused ops |",
         "|---|---|---|---|",

@@ -21,9 +21,9 @@ import onnxruntime as ort
 import sam2_quant_plugin as sq
 from sam2_quant_plugin.cdpq import CDPQConfig, run_cdpq
 from sam2_quant_plugin.io.atomic import new_run_dir
-from sam2_quant_plugin.onnx.parity import pipeline_parity
 from sam2_quant_plugin.onnx.pipeline import export_bundle
 from sam2_quant_plugin.sam2 import bundled_images, load_image
+from sam2_quant_plugin.sam2.parity import pipeline_parity
 
 log = logging.getLogger("cdpq_example")
 

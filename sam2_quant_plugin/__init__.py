@@ -26,7 +26,7 @@ from .api import (
     set_observers,
     weight_bits_summary,
 )
-from .calibrate import batch_forward_loop, calibrate, default_forward_loop
+from .calibrate import batch_forward_loop, calibrate
 from .convert import convert
 from .errors import (
     BitsError,
@@ -40,6 +40,7 @@ from .errors import (
     Sam2QuantError,
 )
 from .fake_quant import FrozenFakeQuantize, LearnableBitFakeQuantize, bit_penalty
+from .models import ModelAdapter, ModelInfo, adapter_for, get_adapter, model_info, register_adapter
 from .qconfig import qconfig_mapping
 from .quantize import quantize
 from .recipe import (
@@ -53,6 +54,7 @@ from .recipe import (
     weight_spec,
 )
 from .sam2 import build_sam2_model, save_checkpoint
+from .sam2.calibration import default_forward_loop
 from .saving import load_quantized, save_quantized
 
 __version__ = "0.1.0"
@@ -67,6 +69,8 @@ __all__ = [
     "FrozenFakeQuantize",
     "LayerRule",
     "LearnableBitFakeQuantize",
+    "ModelAdapter",
+    "ModelInfo",
     "ModelConfigError",
     "ParityError",
     "QuantSpec",
@@ -75,6 +79,7 @@ __all__ = [
     "RecipeError",
     "Sam2QuantError",
     "activation_spec",
+    "adapter_for",
     "batch_forward_loop",
     "bit_penalty",
     "build_sam2_model",
@@ -84,12 +89,15 @@ __all__ = [
     "default_forward_loop",
     "fake_quants",
     "freeze",
+    "get_adapter",
     "load_quantized",
     "load_recipe",
+    "model_info",
     "prepare_qat",
     "qconfig_mapping",
     "quant_state",
     "quantize",
+    "register_adapter",
     "resolve",
     "save_checkpoint",
     "save_quantized",

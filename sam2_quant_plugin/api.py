@@ -48,6 +48,11 @@ def quant_state(model: nn.Module) -> QuantState:
     return state
 
 
+def quant_state_or_none(model: nn.Module) -> QuantState | None:
+    """What ``prepare_qat`` recorded on ``model``, or None for a float model."""
+    return getattr(model, STATE_ATTR, None)
+
+
 def _quantize_input(module: nn.Module, args: tuple) -> tuple:
     return (getattr(module, INPUT_FQ)(args[0]), *args[1:])
 

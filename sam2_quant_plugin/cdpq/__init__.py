@@ -9,7 +9,7 @@ package that converts back into a vanilla SAM 2 checkpoint.
 from .checkpoint import SearchState
 from .confidence import get_heuristic, heuristics, order_candidates, register
 from .config import CDPQConfig, LossWeights
-from .data import PromptBatch, find_images, make_batches, sample_prompts, sav_frames
+from .data import find_images, sav_frames
 from .features import FeatureCapture, matching_layers
 from .losses import distill_loss, mask_kd
 from .package import build_package, load_package, package_to_checkpoint, package_to_state_dict
@@ -17,13 +17,11 @@ from .run import load_config, run_cdpq
 from .search import run_search
 from .sensitivity import compute_sensitivity, importance_from
 from .session import Session, build_session
-from .task import sam2_task
 
 __all__ = [
     "CDPQConfig",
     "FeatureCapture",
     "LossWeights",
-    "PromptBatch",
     "SearchState",
     "Session",
     "build_package",
@@ -36,7 +34,6 @@ __all__ = [
     "importance_from",
     "load_config",
     "load_package",
-    "make_batches",
     "mask_kd",
     "matching_layers",
     "order_candidates",
@@ -45,7 +42,5 @@ __all__ = [
     "register",
     "run_cdpq",
     "run_search",
-    "sam2_task",
-    "sample_prompts",
     "sav_frames",
 ]

@@ -25,12 +25,12 @@ from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
 from ..numerics import STORAGE_MODES
 from ..sam2.build import build_sam2_model
 from ..sam2.preprocess import bundled_images, bundled_video_frames, load_image
+from ..sam2.task import sam2_task
 from .config import ORDERS, CDPQConfig
 from .package import build_package, package_to_checkpoint
 from .run import run_cdpq
 from .session import load_batches
 from .student import prepare_student, set_layer_bits, size_report, weight_quantizers
-from .task import sam2_task
 
 log = logging.getLogger("sam2_quant_plugin.cdpq.benchmark")
 PEERS = {

@@ -19,7 +19,8 @@ class LossWeights:
     ``stats``: per-layer channel mean/variance MSE; ``feature``: per-layer normalised feature MSE;
     ``affinity``: per-layer token-affinity (Gram) MSE; ``embed``: stage-level encoder outputs
     (image embedding + high-res features); ``mask``: soft-target BCE on mask logits (zero at a match);
-    ``iou``: MSE on IoU predictions. Layer terms need identical teacher/student configs.
+    ``iou``: MSE on IoU predictions; ``output``: normalised MSE on a generic model's ``output`` (the
+    generic adapter's task). Layer terms need identical teacher/student configs.
     """
 
     stats: float = 1.0
@@ -28,6 +29,7 @@ class LossWeights:
     embed: float = 1.0
     mask: float = 1.0
     iou: float = 1.0
+    output: float = 1.0
     temperature: float = 1.0
 
 
@@ -36,6 +38,7 @@ class CDPQConfig:
     """Everything a CDPQ run needs; saved as ``config.json`` and read back on resume."""
 
     name: str = "cdpq"
+    model: str = "sam2"  # the model family (adapter) that builds the models and their batches and task
     teacher_config: str = "sam2.1_hiera_t"
     student_config: str = "sam2.1_hiera_t"
     teacher_checkpoint: str | None = None

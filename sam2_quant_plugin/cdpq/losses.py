@@ -56,6 +56,10 @@ def mask_kd(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     return F.binary_cross_entropy_with_logits(s, p) - F.binary_cross_entropy_with_logits(t, p)
 
 
+def _normalised_mse(t: Tensor, s: Tensor) -> Tensor:
+    return F.mse_loss(s.float(), t.float()) / (t.float().var(unbiased=False) + EPS)
+
+
 def _embed_loss(t_out: Mapping[str, object], s_out: Mapping[str, object]) -> Tensor | None:
     pairs = []
     if "image_embed" in t_out and "image_embed" in s_out:
@@ -64,7 +68,7 @@ def _embed_loss(t_out: Mapping[str, object], s_out: Mapping[str, object]) -> Ten
         pairs.append((tf, sf))
     if not pairs:
         return None
-    return sum(F.mse_loss(s.float(), t.float()) / (t.float().var(unbiased=False) + EPS) for t, s in pairs)
+    return sum(_normalised_mse(t, s) for t, s in pairs)
 
 
 def distill_loss(
@@ -104,6 +108,8 @@ def distill_loss(
                 layer = layer + w * v.detach()
         per_layer[name] = float(layer)
     add("embed", _embed_loss(t_out, s_out), weights.embed)
+    if isinstance(t_out.get("output"), Tensor) and isinstance(s_out.get("output"), Tensor):
+        add("output", _normalised_mse(t_out["output"], s_out["output"]), weights.output)
     if "low_res_masks" in t_out and "low_res_masks" in s_out:
         add(
             "mask", mask_kd(s_out["low_res_masks"], t_out["low_res_masks"], weights.temperature), weights.mask

@@ -17,7 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..io.atomic import atomic_write_json
-from .data import PromptBatch
+from .data import Batch
 from .losses import distill_loss
 from .student import weight_quantizers
 from .task import Task
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 METRICS = ("grad_norm", "fisher", "hutchinson")
 
 
-def _loss(student: nn.Module, cache: TeacherCache, task: Task, key: int, batch: PromptBatch, weights):  # type: ignore[no-untyped-def]
+def _loss(student: nn.Module, cache: TeacherCache, task: Task, key: int, batch: Batch, weights):  # type: ignore[no-untyped-def]
     t_out, _ = cache.get(key, batch)
     total, _, _ = distill_loss(t_out, task(student, batch), {}, {}, output_weights(weights))
     return total
@@ -37,7 +37,7 @@ def compute_sensitivity(
     student: nn.Module,
     cache: TeacherCache,
     task: Task,
-    batches: Sequence[PromptBatch],
+    batches: Sequence[Batch],
     weights,  # type: ignore[no-untyped-def]
     metric: str = "fisher",
     *,

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..sam2.build import build_sam2_model
+from ..models.registry import get_adapter
 from .config import CDPQConfig
-from .data import PromptBatch, find_images, make_batches, shard
+from .data import Batch, find_images, shard
 from .ddp import rank, world_size
 from .features import matching_layers
 from .student import prepare_student, weight_quantizers
-from .task import Task, sam2_task
+from .task import Task
 from .train import TeacherCache
 
 log = logging.getLogger(__name__)
@@ -25,43 +25,50 @@ class Session:
     teacher: nn.Module
     student: nn.Module
     task: Task
-    train: list[PromptBatch]
-    val: list[PromptBatch]
+    train: list[Batch]
+    val: list[Batch]
     cache: TeacherCache
     candidates: list[str]
 
 
-def load_batches(cfg: CDPQConfig) -> tuple[list[PromptBatch], list[PromptBatch]]:
-    """Training and validation batches; without ``val_images`` the training photos get fresh prompts."""
+def load_batches(cfg: CDPQConfig) -> tuple[list[Batch], list[Batch]]:
+    """Training and validation batches from the model family's adapter; without ``val_images`` the
+    training photos get fresh prompts (seed + 1)."""
+    adapter = get_adapter(cfg.model)
     kw = {"batch_size": cfg.batch_size, "n_points": cfg.points_per_image, "n_boxes": cfg.boxes_per_image}
-    train = make_batches(find_images(cfg.train_images), cfg.image_size, seed=cfg.seed, **kw)
+    train = adapter.batches(find_images(cfg.train_images), image_size=cfg.image_size, seed=cfg.seed, **kw)
     val_src = cfg.val_images if cfg.val_images is not None else cfg.train_images
-    val = make_batches(find_images(val_src), cfg.image_size, seed=cfg.seed + 1, **kw)
+    val = adapter.batches(find_images(val_src), image_size=cfg.image_size, seed=cfg.seed + 1, **kw)
     return train, val
 
 
 def build_session(
     cfg: CDPQConfig,
     *,
-    task: Task = sam2_task,
+    task: Task | None = None,
     teacher: nn.Module | None = None,
     student_float: nn.Module | None = None,
-    batches: tuple[list[PromptBatch], list[PromptBatch]] | None = None,
+    batches: tuple[list[Batch], list[Batch]] | None = None,
 ) -> Session:
     """Build (or take) the models, calibrate the student on the training batches, cache nothing yet.
+
+    What is not given comes from the model family's adapter (``cfg.model``): the models
+    (``adapter.build``), the batches (``adapter.batches``) and the task (``adapter.task()``).
 
     With identical teacher/student configs every quantized layer is distilled (stats/feature/affinity
     terms); otherwise only stage-level (encoder outputs) and output KD are used, and that is logged.
     """
+    adapter = get_adapter(cfg.model)
+    task = task if task is not None else adapter.task()
     if teacher is None:
-        teacher = build_sam2_model(
+        teacher = adapter.build(
             cfg.teacher_config, cfg.teacher_checkpoint, image_size=cfg.image_size, seed=cfg.seed
         )
     if student_float is None:
         if cfg.same_architecture and cfg.student_checkpoint in (None, cfg.teacher_checkpoint):
             student_float = teacher
         else:
-            student_float = build_sam2_model(
+            student_float = adapter.build(
                 cfg.student_config, cfg.student_checkpoint, image_size=cfg.image_size, seed=cfg.seed
             )
     teacher.eval().requires_grad_(False)

@@ -15,7 +15,7 @@ from ..calibrate import calibrate
 from ..fake_quant.learnable import LearnableBitFakeQuantize
 from ..numerics import mse_clip_search, qparams_from_minmax, qrange
 from ..recipe.schema import LayerRule, Recipe, weight_spec
-from .data import PromptBatch
+from .data import Batch
 from .task import Task
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def weight_quantizers(model: nn.Module) -> dict[str, LearnableBitFakeQuantize]:
 
 def prepare_student(
     float_model: nn.Module,
-    batches: Sequence[PromptBatch],
+    batches: Sequence[Batch],
     task: Task,
     *,
     target_roots: Sequence[str],

@@ -12,7 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import LossWeights
-from .data import PromptBatch
+from .data import Batch
 from .features import Captured, FeatureCapture
 from .losses import distill_loss
 from .task import Outputs, Task
@@ -34,7 +34,7 @@ class TeacherCache:
     _cache: dict[int, tuple[Outputs, dict[str, Captured]]] = field(default_factory=dict)
 
     @torch.no_grad()
-    def get(self, key: int, batch: PromptBatch) -> tuple[Outputs, dict[str, Captured]]:
+    def get(self, key: int, batch: Batch) -> tuple[Outputs, dict[str, Captured]]:
         if key not in self._cache:
             with FeatureCapture(self.teacher, self.layers, detach=True) as cap:
                 out = self.task(self.teacher, batch)
@@ -51,7 +51,7 @@ def kd_epoch(
     runner: nn.Module,
     student: nn.Module,
     teacher: TeacherCache,
-    batches: Sequence[PromptBatch],
+    batches: Sequence[Batch],
     optimizer: torch.optim.Optimizer,
     weights: LossWeights,
     *,
@@ -107,7 +107,7 @@ def evaluate(
     student: nn.Module,
     teacher: TeacherCache,
     task: Task,
-    batches: Sequence[PromptBatch],
+    batches: Sequence[Batch],
     weights: LossWeights,
     *,
     key_offset: int = 10_000,

@@ -100,9 +100,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.images import bundled_images, load_image
     from ..onnx.runtime import PROVIDERS, missing_provider_message
     from ..onnx.timing import environment
-    from ..sam2.preprocess import bundled_images, load_image
 
     unknown = [k for k in args.variants.split(",") if k not in VARIANTS]
     if unknown:
@@ -144,8 +144,8 @@ def _variant(model, images, bundle, spec, args) -> dict:  # type: ignore[no-unty
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
     from ..int8.parity import avx2_parity
-    from ..onnx.parity import pipeline_parity
     from ..onnx.pipeline import export_bundle
+    from ..sam2.parity import pipeline_parity
 
     recipe, fmt, opset, suffix, post = spec
     size = args.image_size

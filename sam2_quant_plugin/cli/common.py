@@ -6,6 +6,7 @@ import argparse
 
 from torch import nn
 
+from ..models.info import model_info
 from ..sam2.build import build_sam2_model
 
 
@@ -26,5 +27,5 @@ def build_model(args: argparse.Namespace) -> nn.Module:
 
 def weights_label(model: nn.Module) -> str:
     """What weights a report is about: the checkpoint path or 'RANDOM INIT (seed=N)'."""
-    w = str(getattr(model, "sam2_quant_weights", "unknown"))
+    w = model_info(model).weights
     return w if not w.startswith("random") else f"RANDOM INIT ({w}); not a trained SAM 2"

@@ -109,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
     from ..calibrate import calibrate
     from ..int8.safety import check_recipe_target
     from ..io.bundle import CALIBRATION_ATTR
+    from ..io.images import bundled_images, list_images, load_image
     from ..io.photos import describe_photos
     from ..onnx.export import check_export_options
     from ..onnx.pipeline import export_bundle
-    from ..sam2.preprocess import bundled_images, list_images, load_image
 
     opts = resolve_options(args)
     check_export_options(int(opts["opset"]), str(opts["weight_format"]))  # fail before the slow part

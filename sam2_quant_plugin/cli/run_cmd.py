@@ -13,13 +13,13 @@ import torch
 
 from ..api import current_recipe, freeze, prepare_qat, weight_bits_summary
 from ..calibrate import calibrate
-from ..fidelity import image_fidelity
 from ..io.atomic import atomic_write, atomic_write_json, atomic_write_text
 from ..io.bundle import CALIBRATION_ATTR
+from ..io.images import bundled_images, list_images, load_image
 from ..io.photos import describe_photos
 from ..io.staging import final_name, new_staged_run_dir, publish_run_dir
+from ..models.registry import adapter_for
 from ..recipe import load_recipe, save_recipe
-from ..sam2.preprocess import bundled_images, list_images, load_image
 from .checks import check_positive, check_writable, expected_run_bytes
 from .common import add_model_arguments, build_model, weights_label
 
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     calibrate(qmodel, images, image_size=args.image_size)
     frozen = freeze(qmodel)
     setattr(frozen, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))  # for the manifest
-    fid = image_fidelity(
+    fid = adapter_for(model).fidelity(
         model, frozen, images, image_size=args.image_size, points_per_side=args.points_per_side
     )
     bits = weight_bits_summary(frozen)

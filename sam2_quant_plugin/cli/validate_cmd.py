@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 from ..io.atomic import atomic_write_json, atomic_write_text
@@ -36,15 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _reference(manifest: dict, checkpoint: str | None, images: list) -> object:  # type: ignore[type-arg]
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
-    from ..io.bundle import reference_checkpoint
+    from ..io.bundle import reference_checkpoint, reference_seed
+    from ..models.registry import get_adapter
     from ..recipe import Recipe
-    from ..sam2.build import build_sam2_model
 
-    m = re.search(r"seed=(\d+)", str(manifest["weights"]))
     ckpt = reference_checkpoint(manifest, checkpoint)  # the manifest's weights path is a label, never opened
-    model = build_sam2_model(
-        manifest["config"], ckpt, image_size=int(manifest["image_size"]), seed=int(m.group(1)) if m else 0
-    )
+    adapter = get_adapter(manifest.get("family", "sam2"))
+    size = int(manifest["image_size"])
+    model = adapter.build(manifest["config"], ckpt, image_size=size, seed=reference_seed(manifest))
     if manifest.get("recipe"):
         spec = manifest.get("recipe_spec")  # bundles before this field only name a shipped recipe
         recipe = Recipe.from_dict(spec, source="manifest.json") if spec else manifest["recipe"]
@@ -58,12 +56,13 @@ def run(args: argparse.Namespace) -> int:
     from ..int8 import host_int8_path
     from ..int8.parity import avx2_parity
     from ..io.bundle import bundle_files
+    from ..io.images import bundled_images, list_images, load_image
     from ..io.photos import reference_photos
-    from ..onnx.parity import failed_checks, pipeline_parity
+    from ..onnx.parity import failed_checks
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
     from ..onnx.timing import environment, time_graph
-    from ..sam2.preprocess import bundled_images, list_images, load_image
+    from ..sam2.parity import pipeline_parity
 
     d = Path(args.onnx_dir)
     manifest = read_manifest(d)

@@ -12,9 +12,10 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from ..io.images import bundled_images, list_images, load_image
 from ..io.staging import discard_staged, final_name, new_staged_run_dir, publish_run_dir
+from ..models.info import model_info
 from ..sam2.forward import model_image_size
-from ..sam2.preprocess import bundled_images, list_images, load_image
 from .baselines.base import BuildContext
 from .baselines.registry import DEFAULT_METHODS, make_methods
 from .harness import build_reference
@@ -70,7 +71,7 @@ def run_eval(
     calib_arrays = [load_image(p) for p in calib_paths]
     overlap = sorted({p.resolve() for p in paths} & {p.resolve() for p in calib_paths})
     method_objs = make_methods(list(methods), list(recipes))
-    config = getattr(teacher, "sam2_quant_config", "sam2")
+    config = model_info(teacher).config or "sam2"
     run_dir = new_staged_run_dir(out, f"eval_{config}_{image_size}")  # renamed into place when done
     log.info(
         "run folder %s: %d methods, %d images, %d px",
@@ -100,7 +101,7 @@ def run_eval(
         rows = run_methods(ctx, method_objs, ref, video_ref, time_repeats=time_repeats, timing=timing)
         desc = ref.describe()
         results = {
-            "weights": str(getattr(teacher, "sam2_quant_weights", "unknown")),
+            "weights": model_info(teacher).weights,
             "config": config,
             "image_size": image_size,
             "images": [str(p) for p in paths],

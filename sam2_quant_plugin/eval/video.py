@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from ..models.info import model_info, set_model_info
 from ..sam2.build import build_sam2_model
 from ..sam2.forward import model_image_size
 from ..sam2.preprocess import bundled_video_frames
@@ -41,7 +42,7 @@ def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -
     size are read from it). Every top-level child module of ``student`` replaces the predictor's (shared,
     not copied): quantized components bring their quantizers, float ones equal the teacher's.
     """
-    config = getattr(teacher, "sam2_quant_config", "sam2.1_hiera_t")
+    config = model_info(teacher).config or "sam2.1_hiera_t"
     size = model_image_size(teacher)
     build_log = logging.getLogger("sam2_quant_plugin.sam2.build")
     level = build_log.level
@@ -51,7 +52,7 @@ def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -
     finally:
         build_log.setLevel(level)
     vp.load_state_dict(teacher.state_dict(), strict=True)
-    vp.sam2_quant_weights = getattr(teacher, "sam2_quant_weights", "unknown")
+    set_model_info(vp, model_info(teacher))
     if student is not None:
         for name, child in student.named_children():
             setattr(vp, name, child)

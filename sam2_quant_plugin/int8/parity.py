@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
+from ..models.registry import adapter_for
 from .emulate import emulated
 from .safety import int8_layers, saturation_report
 
@@ -33,14 +34,12 @@ def avx2_parity(
     out: dict[str, object] = {"path": "avx2", "saturation": report.summary()}
     if report.safe:
         return {**out, "method": "proof", "mask_iou": 1.0, "embed_cosine": 1.0}
-    from ..fidelity import image_fidelity
-
     linears = set(int8_layers(frozen))
     skipped = [n for n in report.risky_layers if n not in linears]
     if skipped:  # QLinearConv's input order depends on its layout: flagged by the verdict, not emulated
         log.warning("AVX2 emulation covers Linear layers only; not emulated: %s", ", ".join(skipped))
     log.info("emulating the AVX2 int8 kernels on %d risky layers", len(report.risky_layers) - len(skipped))
-    fid = image_fidelity(
+    fid = adapter_for(frozen).fidelity(
         frozen, emulated(frozen, "avx2"), images, image_size=image_size, points_per_side=points_per_side
     )
     return {**out, "method": "emulated", "not_emulated": skipped, **fid}

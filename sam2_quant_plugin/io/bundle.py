@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..errors import BundleError
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: "family" and "seed" recorded
 MAX_MANIFEST_BYTES = 16 << 20
 GRAPH_KEYS = ("encoder", "decoder", "encoder_fp16", "decoder_fp16")
 REEXPORT = "Fix: export the bundle again with `sam2-quant export --out NEW_FOLDER`."
@@ -64,6 +65,8 @@ _FIELDS: dict[str, tuple[Any, bool]] = {
     "manifest_version": (int, False),  # absent in bundles written before the field (read as 1)
     "weights": (str, True),
     "random_init": (bool, True),
+    "family": (str, False),  # the model family (adapter) that exported it; absent before version 2: sam2
+    "seed": ((int, type(None)), False),  # the random init's seed (None: loaded weights); absent before 2
     "config": (str, True),
     "image_size": (int, True),
     "recipe": ((str, type(None)), False),
@@ -105,8 +108,9 @@ def _names(kind: Any) -> str:
 
 def _value_problems(m: dict[str, Any]) -> list[str]:
     out = []
-    if m.get("manifest_version", MANIFEST_VERSION) != MANIFEST_VERSION:
-        out.append(f"manifest_version {m['manifest_version']} isn't {MANIFEST_VERSION} (the one read here)")
+    version = m.get("manifest_version", 1)
+    if isinstance(version, int) and not 1 <= version <= MANIFEST_VERSION:
+        out.append(f"manifest_version {version} is not one of 1..{MANIFEST_VERSION} (the ones read here)")
     size = m["image_size"]
     if not 32 <= size <= 8192 or size % 32:
         out.append(f"image_size {size} must be a multiple of 32 in 32..8192")
@@ -201,6 +205,23 @@ def _check_onnx(path: Path, key: str, image_size: int) -> None:
                 f"images: the manifest was edited or belongs to another bundle. Fix: set image_size to "
                 f"{dims[2]}, or export again."
             )
+
+
+def reference_seed(manifest: Mapping[str, Any]) -> int:
+    """The seed to rebuild a random-init reference with: the manifest's ``seed`` (version 2 on).
+
+    Version-1 bundles did not record it; their weights label ``random-init(seed=N)`` is read once here,
+    with a warning, so old bundles still validate.
+    """
+    if manifest.get("seed") is not None or "seed" in manifest:
+        return int(manifest.get("seed") or 0)
+    m = re.fullmatch(r"random-init\(seed=(\d+)\)", str(manifest.get("weights", "")))
+    if m is None:
+        return 0
+    log.warning(
+        "manifest.json (version 1) does not record the seed; read from its weights label. %s", REEXPORT
+    )
+    return int(m.group(1))
 
 
 def reference_checkpoint(manifest: Mapping[str, Any], checkpoint: str | None) -> str | None:

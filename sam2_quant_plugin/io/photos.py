@@ -57,7 +57,7 @@ def reference_photos(
     Bundled photos are found in the package; others in ``calib_folder`` (else among the parity photos).
     A float bundle needs none (empty list); a bundle written before the record uses ``parity`` (warned).
     """
-    from ..sam2.preprocess import bundled_images, list_images
+    from .images import bundled_images, list_images
 
     if not manifest.get("recipe"):
         return []

@@ -1,18 +1,15 @@
-"""ONNX export of SAM 2 (float or per-layer quantized) and onnxruntime validation.
+"""ONNX export of any model (float or per-layer quantized) and onnxruntime validation.
+
+A model family's graphs are :class:`~sam2_quant_plugin.models.GraphSpec` (SAM 2's, with
+``export_image_encoder`` and friends, are in :mod:`sam2_quant_plugin.sam2.export`).
 
 Needs the ``onnx`` extras (``pip install sam2-quant-plugin[onnx]``): onnx, onnxruntime, onnxscript.
 """
 
-from .export import (
-    export_decoder,
-    export_image_encoder,
-    export_memory_attention,
-    export_module,
-    ready_for_export,
-)
+from .export import export_graph, export_module, ready_for_export
 from .fp16 import to_fp16
 from .lowering import WEIGHT_FORMATS, QuantRange, lower_weights, quant_ranges, weight_bytes
-from .parity import THRESHOLDS, check_parity, pipeline_parity
+from .parity import THRESHOLDS, check_parity, failed_checks
 from .pipeline import export_and_validate, export_bundle, read_manifest
 from .runtime import available_eps, make_session, missing_provider_message
 
@@ -24,13 +21,11 @@ __all__ = [
     "check_parity",
     "export_and_validate",
     "export_bundle",
+    "export_graph",
     "export_module",
-    "pipeline_parity",
+    "failed_checks",
     "read_manifest",
     "to_fp16",
-    "export_decoder",
-    "export_image_encoder",
-    "export_memory_attention",
     "lower_weights",
     "make_session",
     "missing_provider_message",

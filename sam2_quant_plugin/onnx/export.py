@@ -1,4 +1,4 @@
-"""Export SAM 2 (float, prepared or frozen) as separate ONNX graphs: image encoder, decoder, memory attention.
+"""Export a model (float, prepared or frozen) graph by graph: :func:`export_graph` traces one GraphSpec.
 
 Freeze-then-lower: a prepared model is frozen first (its fake-quants become
 :class:`~sam2_quant_plugin.fake_quant.frozen.FrozenFakeQuantize`), then traced by the TorchScript exporter
@@ -14,9 +14,7 @@ import json
 import logging
 import types
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import onnx
 import torch
@@ -27,32 +25,16 @@ from ..errors import ExportError
 from ..fake_quant.frozen import FrozenFakeQuantize
 from ..int8.safety import UNSAFE_FIX, SaturationReport, check_target_cpu, saturation_report
 from ..io.atomic import atomic_write
+from ..models.adapter import GraphSpec
+from ..models.info import model_info
 from .lowering import WEIGHT_FORMATS, check_layers_present, lower_weights
 from .placement import record_input_ranks
 from .symbolic import lowbit_symbolics, no_mha_fastpath
-from .wrappers import (
-    DECODER_INPUTS,
-    DECODER_OUTPUTS,
-    ENCODER_INPUTS,
-    ENCODER_OUTPUTS,
-    MEMORY_INPUTS,
-    MEMORY_OUTPUTS,
-    BackboneGraph,
-    DecoderGraph,
-    ImageEncoderGraph,
-    MemoryAttentionGraph,
-    decoder_example,
-    encoder_example,
-    memory_example,
-)
 
 log = logging.getLogger(__name__)
 MAX_TS_OPSET = 20  # the TorchScript exporter's highest opset; higher ones are reached by version conversion
 INT4_MIN_OPSET = 21
 MIN_OPSET, MAX_OPSET = 17, 21  # the opsets the exporter is tested with (LayerNormalization needs 17)
-
-
-Names = tuple[tuple[str, ...], tuple[str, ...]]
 
 
 def ready_for_export(model: nn.Module) -> nn.Module:
@@ -200,8 +182,8 @@ def _finish(
         proto, weight_format, {k.removeprefix("model."): v for k, v in ranks.items()}
     )
     meta = {
-        "sam2_quant.weights": str(getattr(model, "sam2_quant_weights", "unknown")),
-        "sam2_quant.image_size": str(getattr(model, "sam2_quant_image_size", "")),
+        "sam2_quant.weights": model_info(model).weights,
+        "sam2_quant.image_size": str(model_info(model).image_size or ""),
         "sam2_quant.weight_format": weight_format,
         "sam2_quant.weight_bytes": json.dumps(sizes),
         **(extra_meta or {}),
@@ -213,32 +195,31 @@ def _finish(
     return path
 
 
-def _export_graph(
+def export_graph(
     model: nn.Module,
     path: str | Path,
-    wrap: Callable[[nn.Module], nn.Module],
-    example: Callable[[nn.Module], tuple[torch.Tensor, ...]],
-    names: Names | Callable[[nn.Module, tuple[torch.Tensor, ...]], Names],
-    roots: tuple[str, ...],
+    spec: GraphSpec,
     *,
-    opset: int,
-    weight_format: str,
-    axes: dict[str, dict[int, str]] | None = None,
+    opset: int = 17,
+    weight_format: str = "int8",
     target_cpu: str = "any",
 ) -> Path:
-    """Freeze-then-lower: check options, refuse to overwrite, freeze a copy, trace ``wrap(model)`` on
-    ``example(model)``, lower the weights, check every quantized layer under ``roots``, write atomically."""
+    """Freeze-then-lower one graph: check options, refuse to overwrite, freeze a copy, trace
+    ``spec.wrap(model)`` on ``spec.example(model)``, lower the weights, check every quantized layer under
+    ``spec.roots``, write atomically. Model families describe their graphs as :class:`GraphSpec`."""
     check_export_options(opset, weight_format)
     _refuse_existing(path)
+    if spec.check is not None:
+        spec.check(model)
     model = ready_for_export(model)
     report = check_int8_target(model, target_cpu)
     int8_note = report.summary() if report is not None else FLOAT_INT8_NOTE
-    wrapper, ex = wrap(model), example(model)
-    if callable(names):
-        names = names(wrapper, ex)
-    traced = _trace(wrapper, ex, names, axes or {}, opset)
+    wrapper, ex = spec.wrap(model), spec.example(model)
+    names = spec.names(wrapper, ex) if callable(spec.names) else spec.names
+    axes = {k: dict(v) for k, v in spec.axes.items()}
+    traced = _trace(wrapper, ex, names, axes, opset)
     meta = {"sam2_quant.target_cpu": target_cpu, "sam2_quant.int8_saturation": int8_note}
-    return _finish(traced, model, path, roots, weight_format, meta)
+    return _finish(traced, model, path, spec.roots, weight_format, meta)
 
 
 def export_module(
@@ -254,125 +235,10 @@ def export_module(
     target_cpu: str = "any",
 ) -> Path:
     """Export any (float, prepared or frozen) module whose ``forward`` takes ``example``; same lowering."""
-    return _export_graph(
-        model,
-        path,
-        lambda m: m,
-        lambda _: example,
-        (input_names, output_names),
-        ("",),
-        opset=opset,
-        weight_format=weight_format,
-        target_cpu=target_cpu,
-        axes=dynamic_axes,
+    spec = GraphSpec(
+        wrap=lambda m: m,
+        example=lambda _: example,
+        names=(input_names, output_names),
+        axes=dynamic_axes or {},
     )
-
-
-def export_image_encoder(
-    model: nn.Module,
-    path: str | Path,
-    *,
-    image_size: int,
-    opset: int = 17,
-    weight_format: str = "int8",
-    target_cpu: str = "any",
-) -> Path:
-    """Export ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1`` to ``path``."""
-    kw = {"opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
-    return _export_encoder(model, path, ImageEncoderGraph, (ENCODER_INPUTS, ENCODER_OUTPUTS), image_size, kw)
-
-
-def _export_encoder(
-    model: nn.Module,
-    path: str | Path,
-    wrap: Callable[[nn.Module], nn.Module],
-    names: Names | Callable[[nn.Module, tuple[torch.Tensor, ...]], Names],
-    image_size: int,
-    kw: dict[str, Any],
-) -> Path:
-    """An image-in graph of the image encoder (``wrap`` picks the outputs), checked under image_encoder."""
-    return _export_graph(
-        model, path, wrap, lambda _: encoder_example(image_size), names, ("image_encoder",), **kw
-    )
-
-
-def _backbone_names(wrapper: nn.Module, example: tuple[torch.Tensor, ...]) -> Names:
-    with torch.no_grad():
-        n_out = len(wrapper(*example))
-    return ENCODER_INPUTS, tuple(f"backbone_fpn_{i}" for i in range(n_out))
-
-
-def export_backbone(
-    model: nn.Module,
-    path: str | Path,
-    *,
-    image_size: int,
-    opset: int = 17,
-    weight_format: str = "int8",
-    target_cpu: str = "any",
-) -> Path:
-    """Export ``image [1, 3, S, S] -> backbone_fpn_0..k`` (the image encoder's raw FPN levels) to ``path``."""
-    kw = {"opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
-    return _export_encoder(model, path, BackboneGraph, _backbone_names, image_size, kw)
-
-
-def export_decoder(
-    model: nn.Module,
-    path: str | Path,
-    *,
-    image_size: int,
-    opset: int = 17,
-    weight_format: str = "int8",
-    target_cpu: str = "any",
-    multimask: bool = False,
-) -> Path:
-    """Export prompt encoder + mask decoder: features + ``point_coords [1, N, 2]``, ``point_labels [1, N]``
-    (int32) -> ``low_res_masks [1, M, S/4, S/4]``, ``iou_predictions [1, M]``; ``N`` is dynamic."""
-    return _export_graph(
-        model,
-        path,
-        lambda m: DecoderGraph(m, multimask),
-        lambda m: decoder_example(m, image_size),
-        (DECODER_INPUTS, DECODER_OUTPUTS),
-        ("sam_mask_decoder", "sam_prompt_encoder"),
-        opset=opset,
-        weight_format=weight_format,
-        target_cpu=target_cpu,
-        axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
-    )
-
-
-def export_memory_attention(
-    model: nn.Module,
-    path: str | Path,
-    *,
-    image_size: int,
-    n_frames: int = 2,
-    opset: int = 17,
-    weight_format: str = "int8",
-    target_cpu: str = "any",
-) -> Path:
-    """Export memory attention (real-valued RoPE required: ``patch_real_rope(model)`` first).
-
-    ``current [HW, 1, C]``, ``current_pos``, ``memory [M, 1, Cm]``, ``memory_pos`` -> ``conditioned``;
-    ``M`` (memory tokens) is dynamic in multiples of ``HW``.
-    """
-    from ..sam2.rope import RealRoPEAttention
-
-    if not any(isinstance(m, RealRoPEAttention) for m in model.get_submodule("memory_attention").modules()):
-        raise ExportError(
-            "memory attention uses complex-valued RoPE, which does not export. Fix: call "
-            "sam2_quant_plugin.sam2.rope.patch_real_rope(model) first."
-        )
-    return _export_graph(
-        model,
-        path,
-        MemoryAttentionGraph,
-        lambda m: memory_example(m, image_size, n_frames),
-        (MEMORY_INPUTS, MEMORY_OUTPUTS),
-        ("memory_attention",),
-        opset=opset,
-        weight_format=weight_format,
-        target_cpu=target_cpu,
-        axes={"memory": {0: "memory_tokens"}, "memory_pos": {0: "memory_tokens"}},
-    )
+    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)

@@ -1,20 +1,14 @@
-"""onnxruntime vs PyTorch on real photos: feature cosine, max abs diff and mask IoU of decoded point grids."""
+"""Parity verdicts: thresholds a parity result must meet, and the checks that name what failed.
+
+The results come from a model family's adapter (SAM 2: :func:`sam2_quant_plugin.sam2.parity.pipeline_parity`).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-
-import numpy as np
-import torch
-from torch import nn
+from collections.abc import Mapping
 
 from ..errors import ParityError
-from ..eval.metrics import cosine, mask_iou, max_abs_diff
-from ..sam2.forward import decode, encode, point_grid
-from ..sam2.preprocess import to_model_input
-from .runtime import make_session
 
 log = logging.getLogger(__name__)
 
@@ -22,79 +16,7 @@ log = logging.getLogger(__name__)
 THRESHOLDS = {"mask_iou": 0.99, "embed_cosine": 0.999}
 
 
-def _run_encoder(sess, x: torch.Tensor) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
-    return [torch.from_numpy(o) for o in sess.run(None, {"image": x.numpy()})]
-
-
-def _run_decoder(sess, feats: list[torch.Tensor], points: torch.Tensor) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    """Masks ``[P, 1, h, w]`` for ``P`` single-point prompts ``points [P, 2]``, one ORT call each."""
-    out = []
-    for pt in points:
-        feed = {
-            "image_embed": feats[0].numpy(),
-            "high_res_feats_0": feats[1].numpy(),
-            "high_res_feats_1": feats[2].numpy(),
-            "point_coords": pt.reshape(1, 1, 2).numpy().astype(np.float32),
-            "point_labels": np.ones((1, 1), dtype=np.int32),
-        }
-        out.append(torch.from_numpy(sess.run(None, feed)[0]))
-    return torch.cat(out, 0)
-
-
-def pipeline_parity(
-    model: nn.Module,
-    encoder_path: str | Path,
-    decoder_path: str | Path | None,
-    images: Sequence[np.ndarray],
-    *,
-    image_size: int,
-    points_per_side: int = 4,
-    provider: str = "cpu",
-    optimization: str = "all",
-    threads: int | None = None,
-) -> dict[str, float | int | str]:
-    """Compare ORT encoder (+ decoder) with ``model`` (float or fake-quant) on ``images``.
-
-    Returns ``embed_cosine`` / ``embed_max_abs`` (worst over images and the three encoder outputs) and,
-    with a decoder, ``mask_iou`` (mean over non-degenerate torch masks of a ``points_per_side``^2 point
-    grid), ``mask_logit_cosine`` and ``n_masks`` / ``n_degenerate``.
-    """
-    enc = make_session(encoder_path, provider, threads, optimization=optimization)
-    dec = make_session(decoder_path, provider, threads, optimization=optimization) if decoder_path else None
-    grid = point_grid(points_per_side, image_size)
-    cos, mad, ort_masks, pt_masks = [], [], [], []
-    model = model.eval()
-    for img in images:
-        x = to_model_input([img], image_size)
-        with torch.no_grad():
-            ref = encode(model, x)
-        ref_list = [ref["image_embed"], *ref["high_res_feats"]]
-        got = _run_encoder(enc, x)
-        cos += [cosine(a, b) for a, b in zip(got, ref_list)]
-        mad += [max_abs_diff(a, b) for a, b in zip(got, ref_list)]
-        if dec is not None:
-            with torch.no_grad():
-                pt = decode(model, ref, points=grid[:, None, :], labels=torch.ones(len(grid), 1))
-            pt_masks.append(pt["low_res_masks"])
-            ort_masks.append(_run_decoder(dec, got, grid))
-    result: dict[str, float | int | str] = {
-        "provider": enc.get_providers()[0],
-        "optimization": optimization,
-        "embed_cosine": min(cos),
-        "embed_max_abs": max(mad),
-        "n_images": len(images),
-    }
-    if dec is not None:
-        a, b = torch.cat(ort_masks), torch.cat(pt_masks)
-        iou = mask_iou(a, b)
-        result.update(iou.to_dict())
-        result["mask_logit_cosine"] = cosine(a, b)
-        result["mask_logit_max_abs"] = max_abs_diff(a, b)
-    log.info("parity (%s, %s): %s", result["provider"], optimization, _fmt(result))
-    return result
-
-
-def _fmt(r: dict[str, float | int | str]) -> str:
+def fmt_result(r: dict[str, float | int | str]) -> str:
     return ", ".join(f"{k}={v:.5f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items())
 
 
@@ -109,7 +31,7 @@ def check_parity(result: dict[str, float | int | str], thresholds: dict[str, flo
         if not float(v) >= lo:
             failed.append(f"{key}={float(v):.5f} < {lo}")
     if failed:
-        raise ParityError("onnxruntime parity failed: " + "; ".join(failed) + f" (all: {_fmt(result)})")
+        raise ParityError("onnxruntime parity failed: " + "; ".join(failed) + f" (all: {fmt_result(result)})")
 
 
 def failed_checks(

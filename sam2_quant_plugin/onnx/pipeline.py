@@ -1,4 +1,5 @@
-"""An ONNX bundle: ``encoder.onnx`` + ``decoder.onnx`` (+ fp16 copies) and ``manifest.json`` in one folder."""
+"""An ONNX bundle: the model family's graphs (SAM 2: ``encoder.onnx`` + ``decoder.onnx``), optional fp16
+copies and ``manifest.json`` in one folder. The graphs and the parity check come from the adapter."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import onnx
 from torch import nn
 
-from ..api import STATE_ATTR
+from ..api import quant_state_or_none
 from ..errors import ExportError
 from ..int8.host import host_int8_path
 from ..int8.parity import avx2_parity
@@ -20,15 +21,9 @@ from ..io.atomic import atomic_write_json
 from ..io.bundle import manifest_header
 from ..io.bundle import read_manifest as read_manifest  # the schema-checked reader (re-exported)
 from ..io.staging import staged_output
-from .export import (
-    FLOAT_INT8_NOTE,
-    check_int8_target,
-    export_decoder,
-    export_image_encoder,
-    ready_for_export,
-)
+from ..models.registry import adapter_for
+from .export import FLOAT_INT8_NOTE, check_int8_target, export_graph, ready_for_export
 from .fp16 import to_fp16
-from .parity import pipeline_parity
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -39,14 +34,16 @@ def export_bundle(
     model: nn.Module,
     out_dir: str | Path,
     *,
-    image_size: int,
+    image_size: int | None = None,
     weight_format: str = "int8",
     opset: int = 17,
     fp16: bool = False,
     multimask: bool = False,
     target_cpu: str = "any",
 ) -> dict[str, object]:
-    """Export encoder and decoder into ``out_dir`` (must not hold a bundle yet); returns the manifest.
+    """Export the model family's graphs into ``out_dir`` (must not hold a bundle yet); returns the manifest.
+
+    SAM 2: ``encoder.onnx`` and ``decoder.onnx`` at ``image_size`` (default: the model's own).
 
     ``target_cpu`` says which CPUs the file must be right on: ``'any'`` (default) refuses a model whose fused
     int8 layers could saturate on AVX2-class CPUs; ``'vnni'`` allows it with a warning and says so in the
@@ -57,7 +54,7 @@ def export_bundle(
         raise FileExistsError(
             f"{out} already holds an ONNX bundle; refusing to overwrite. Fix: pick a new --out."
         )
-    state = getattr(model, STATE_ATTR, None)
+    state = quant_state_or_none(model)
     if fp16 and state is not None:
         acts = [n for n, p in state.plans.items() if p.activation is not None]
         if acts:
@@ -69,21 +66,22 @@ def export_bundle(
     ready = ready_for_export(model)
     int8_report = check_int8_target(ready, target_cpu)  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
-    kw = {"image_size": image_size, "opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
-    files = {
-        "encoder": export_image_encoder(model, out / "encoder.onnx", **kw),  # type: ignore[arg-type]
-        "decoder": export_decoder(model, out / "decoder.onnx", multimask=multimask, **kw),  # type: ignore[arg-type]
-    }
+    adapter = adapter_for(model)
+    info = adapter.info(model)
+    specs = adapter.graphs(model, image_size=image_size, multimask=multimask)
+    kw = {"opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
+    files = {name: export_graph(model, out / f"{name}.onnx", spec, **kw) for name, spec in specs.items()}  # type: ignore[arg-type]
     if fp16:  # float or weight-only graphs (checked above, before anything was written)
-        files["encoder_fp16"] = to_fp16(files["encoder"], out / "encoder_fp16.onnx")
-        files["decoder_fp16"] = to_fp16(files["decoder"], out / "decoder_fp16.onnx")
-    weights = str(getattr(model, "sam2_quant_weights", "unknown"))
+        for name in list(specs):
+            files[f"{name}_fp16"] = to_fp16(files[name], out / f"{name}_fp16.onnx")
     manifest = {
         **manifest_header(model),
-        "weights": weights,
-        "random_init": weights.startswith("random"),
-        "config": getattr(model, "sam2_quant_config", None),
-        "image_size": image_size,
+        "family": adapter.name,
+        "weights": info.weights,
+        "random_init": info.random_init,
+        "seed": info.seed,
+        "config": info.config,
+        "image_size": image_size or info.image_size,
         "recipe": state.recipe.name if state is not None else None,
         # the full recipe, so `validate` can rebuild the reference from any recipe file, shipped or not
         "recipe_spec": state.recipe.to_dict() if state is not None else None,
@@ -100,7 +98,7 @@ def export_bundle(
     }
     atomic_write_json(out / MANIFEST, manifest)
     if manifest["random_init"]:
-        log.warning("bundle %s holds RANDOM-INIT weights (%s): not a trained SAM 2", out, weights)
+        log.warning("bundle %s holds RANDOM-INIT weights (%s): not a trained model", out, info.weights)
     return manifest
 
 
@@ -134,12 +132,13 @@ def export_and_validate(
     """
     manifest = export_bundle(model, out_dir, image_size=image_size, target_cpu=target_cpu)
     out = Path(out_dir)
-    enc, dec = out / "encoder.onnx", out / "decoder.onnx"
+    files = {k: out / str(v) for k, v in dict(manifest["files"]).items()}  # type: ignore[call-overload]
     size, pps = image_size, points_per_side
+    adapter = adapter_for(model)
 
     def ort_vs(m: nn.Module, optimization: str) -> dict[str, float | int | str]:
-        return pipeline_parity(
-            m, enc, dec, images, optimization=optimization, image_size=size, points_per_side=pps
+        return adapter.parity(
+            m, files, images, optimization=optimization, image_size=size, points_per_side=pps
         )
 
     return {

@@ -15,6 +15,7 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from sam2_quant_plugin.errors import CheckpointError, ModelConfigError
 from sam2_quant_plugin.io.atomic import atomic_write
+from sam2_quant_plugin.models.info import ModelInfo, set_model_info
 from sam2_quant_plugin.sam2.names import CHECKPOINT_FILES, CONFIGS, config_short_name
 
 logger = logging.getLogger(__name__)
@@ -159,9 +160,8 @@ def build_sam2_model(
     model = model.to(device).eval()
     n_rope = _fix_rope_feat_sizes(model, image_size, device)
     logger.debug("set %d RoPEAttention tables to %dx%d", n_rope, image_size // 16, image_size // 16)
-    model.sam2_quant_weights = weights
-    model.sam2_quant_config = short
-    model.sam2_quant_image_size = image_size
+    info = ModelInfo("sam2", short, weights, seed if path is None else None, image_size)
+    set_model_info(model, info)
     return model
 
 

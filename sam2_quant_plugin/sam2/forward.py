@@ -9,10 +9,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..models.info import model_info
+
 
 def model_image_size(model: torch.nn.Module) -> int:
     """The input size ``model`` takes: the one :func:`~.build.build_sam2_model` set, else SAM 2's own."""
-    size = getattr(model, "sam2_quant_image_size", None)
+    size = model_info(model).image_size
     if size is None:
         size = getattr(model, "image_size", None)
     if size is None:

@@ -1,91 +1,32 @@
-"""Image loading and the exact SAM 2 input transform (resize, /255, ImageNet normalisation)."""
+"""The exact SAM 2 input transform (resize, /255, ImageNet normalisation); image files are in
+:mod:`sam2_quant_plugin.io.images` (re-exported here)."""
 
 from __future__ import annotations
 
 import functools
-import os
 import warnings
-from collections.abc import Iterable
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 from sam2.utils.transforms import SAM2Transforms
 
 from sam2_quant_plugin.errors import DataError
+from sam2_quant_plugin.io.images import (
+    IMAGE_SUFFIXES,
+    bundled_images,
+    bundled_video_frames,
+    list_images,
+    load_image,
+)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-PathLike = str | os.PathLike[str]
-
-
-def load_image(path: PathLike) -> np.ndarray:
-    """Read an image file as an ``HxWx3`` uint8 RGB array (what ``SAM2ImagePredictor.set_image`` takes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"image file not found: {path}. Fix: check the path (jpg, jpeg or png expected).")
-    try:
-        with Image.open(path) as img:
-            if img.mode.startswith("I"):  # 16-bit grey PNGs: scale to 8 bits (convert("RGB") clips at 255)
-                return _wide_grey_to_rgb(np.asarray(img))
-            rgb = img.convert("RGB")
-    except Image.DecompressionBombError as exc:
-        raise DataError(
-            f"image {path} is too large to read safely ({exc}). Fix: downscale it (SAM 2 resizes every "
-            "photo to the model input size anyway)."
-        ) from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(
-            f"cannot read image {path}: {exc}. Fix: replace or remove the file; it is corrupt or not "
-            "an image (jpg, jpeg or png expected)."
-        ) from exc
-    return np.asarray(rgb, dtype=np.uint8).copy()
-
-
-def _wide_grey_to_rgb(grey: np.ndarray) -> np.ndarray:
-    """A 16-bit (or 32-bit integer) grey image as uint8 RGB, scaled from 0..65535 (values above clip)."""
-    scaled = np.clip(np.rint(grey.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
-    return np.repeat(scaled[..., None], 3, axis=2)
-
-
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
-
-
-def list_images(folder_or_files: PathLike | Iterable[PathLike]) -> list[Path]:
-    """Sorted jpg/jpeg/png paths from a folder (not recursive), one file, or a list of files.
-
-    Raises ``DataError`` when a path is missing or when no image is found.
-    """
-    if isinstance(folder_or_files, (str, os.PathLike)):
-        root = Path(folder_or_files)
-        if root.is_dir():
-            found = [p for p in root.iterdir() if p.is_file() and _is_image(p)]
-            where = f"folder {root}"
-        elif root.is_file():
-            found = [root] if _is_image(root) else []
-            where = f"file {root}"
-        else:
-            raise DataError(f"image path not found: {root}. Fix: pass an existing folder or image file.")
-    else:
-        found = []
-        for item in folder_or_files:
-            path = Path(item)
-            if not path.is_file():
-                raise DataError(
-                    f"image file not found: {path}. Fix: check the path or drop it from the list."
-                )
-            if _is_image(path):
-                found.append(path)
-        where = "the given file list"
-    if not found:
-        raise DataError(
-            f"no images found in {where}. Fix: point at .jpg, .jpeg or .png files "
-            "(or omit the option to use the bundled photos)."
-        )
-    return sorted(found)
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "bundled_images",
+    "bundled_video_frames",
+    "list_images",
+    "load_image",
+    "to_model_input",
+]
 
 
 @functools.lru_cache(maxsize=8)
@@ -111,26 +52,3 @@ def to_model_input(images: list[np.ndarray], image_size: int) -> torch.Tensor:
             )
     with torch.no_grad():
         return _transforms(int(image_size)).forward_batch(list(images))
-
-
-def _asset_files(*parts: str) -> list[Path]:
-    folder = resources.files("sam2_quant_plugin") / "assets"
-    for part in parts:  # one part at a time: namespace-package paths join a single name only
-        folder = folder / part
-    folder = Path(str(folder))
-    if not folder.is_dir():
-        raise DataError(
-            f"bundled assets folder {folder} is missing. Fix: reinstall sam2-quant-plugin "
-            "(the package data was not installed) or pass your own images."
-        )
-    return list_images(folder)
-
-
-def bundled_images() -> list[Path]:
-    """The real photos shipped with the package (``assets/images``: groceries.jpg, truck.jpg)."""
-    return _asset_files("images")
-
-
-def bundled_video_frames() -> list[Path]:
-    """The 8 bundled frames of SAM 2's "bedroom" clip (``assets/video/bedroom``), in frame order."""
-    return _asset_files("video", "bedroom")

@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from sam2_quant_plugin.cdpq.confidence import get_heuristic, heuristics, order_candidates, register
-from sam2_quant_plugin.cdpq.data import find_images, make_batches, sample_prompts, sav_frames
+from sam2_quant_plugin.cdpq.data import find_images, sav_frames
 from sam2_quant_plugin.errors import DataError
+from sam2_quant_plugin.sam2.batches import make_batches, sample_prompts
 from sam2_quant_plugin.sam2.preprocess import bundled_images
 
 

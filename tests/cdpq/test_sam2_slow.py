@@ -93,7 +93,7 @@ def test_byte_budget_matches_the_exported_onnx(teacher: torch.nn.Module, tmp_pat
 
     from sam2_quant_plugin import calibrate, freeze, load_recipe, prepare_qat
     from sam2_quant_plugin.onnx import weight_bytes
-    from sam2_quant_plugin.onnx.export import export_backbone
+    from sam2_quant_plugin.sam2.export import export_backbone
 
     budget = 5.0e6  # the 4 Linears of block 11 hold 7.08 M weights: 7.08 MB as int8
     cfg = _cfg(

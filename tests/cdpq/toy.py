@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from sam2_quant_plugin.cdpq.config import CDPQConfig
-from sam2_quant_plugin.cdpq.data import PromptBatch
+from sam2_quant_plugin.sam2.batches import PromptBatch
 
 
 class ToyNet(nn.Module):

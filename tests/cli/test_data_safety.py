@@ -122,7 +122,8 @@ def test_cdpq_resume_after_max_attempts_finishes(tmp_path: Path) -> None:
 
 def test_validate_calibrates_reference_on_recorded_photos(tmp_path: Path, quant_bundle: Path) -> None:
     manifest = json.loads((quant_bundle / "manifest.json").read_text())
-    assert manifest["manifest_version"] == 1
+    assert manifest["manifest_version"] == 2
+    assert (manifest["family"], manifest["seed"]) == ("sam2", 0)
     assert [i["name"] for i in manifest["calibration"]["images"]] == [bundled_images()[1].name]
     bundle = tmp_path / "b"
     bundle.mkdir()
@@ -155,3 +156,14 @@ def test_video_frame_subset_goes_into_the_work_dir(tmp_path: Path) -> None:
     sub = first_frames(frames, 2, tmp_path / "work")
     assert sub.parent == tmp_path / "work"
     assert len(list(sub.iterdir())) == 2
+
+
+def test_reference_seed_comes_from_the_manifest_field_not_the_label(caplog: pytest.LogCaptureFixture) -> None:
+    from sam2_quant_plugin.io.bundle import reference_seed
+
+    # version 2: the field wins even when the label says otherwise
+    assert reference_seed({"manifest_version": 2, "seed": 7, "weights": "random-init(seed=3)"}) == 7
+    assert reference_seed({"manifest_version": 2, "seed": None, "weights": "/ckpt.pt"}) == 0
+    with caplog.at_level("WARNING"):  # version 1 bundles: the label, read once, with a warning
+        assert reference_seed({"weights": "random-init(seed=3)"}) == 3
+    assert "does not record the seed" in caplog.text

@@ -12,7 +12,7 @@ from sam2_quant_plugin.eval.metrics import cosine
 from sam2_quant_plugin.int8 import emulated, host_int8_path, saturation_report
 from sam2_quant_plugin.int8.parity import avx2_parity
 from sam2_quant_plugin.onnx import make_session
-from sam2_quant_plugin.onnx.export import export_image_encoder
+from sam2_quant_plugin.sam2.export import export_image_encoder
 from sam2_quant_plugin.sam2.forward import encode
 from sam2_quant_plugin.sam2.preprocess import to_model_input
 

@@ -9,9 +9,10 @@ import pytest
 from sam2_quant_plugin.api import freeze, prepare_qat
 from sam2_quant_plugin.calibrate import calibrate
 from sam2_quant_plugin.cli.export_cmd import load_profile
-from sam2_quant_plugin.onnx import export_image_encoder, to_fp16
+from sam2_quant_plugin.onnx import to_fp16
 from sam2_quant_plugin.onnx.audit import audit_graphs
 from sam2_quant_plugin.onnx.ort_rtn import ort_rtn_quantize
+from sam2_quant_plugin.sam2.export import export_image_encoder
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnx]
 S = 256

@@ -12,9 +12,10 @@ from onnx import numpy_helper
 
 from sam2_quant_plugin.api import freeze, prepare_qat, quant_state
 from sam2_quant_plugin.calibrate import calibrate
-from sam2_quant_plugin.onnx import export_decoder, export_image_encoder, quant_ranges
+from sam2_quant_plugin.onnx import quant_ranges
 from sam2_quant_plugin.onnx.fp16 import to_fp16
-from sam2_quant_plugin.onnx.parity import pipeline_parity
+from sam2_quant_plugin.sam2.export import export_decoder, export_image_encoder
+from sam2_quant_plugin.sam2.parity import pipeline_parity
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnx]
 S = 256

@@ -12,16 +12,12 @@ import torch
 
 from sam2_quant_plugin.api import freeze, prepare_qat, quant_state
 from sam2_quant_plugin.calibrate import calibrate
-from sam2_quant_plugin.onnx import (
-    export_decoder,
-    export_image_encoder,
-    export_memory_attention,
-    make_session,
-    quant_ranges,
-)
-from sam2_quant_plugin.onnx.parity import check_parity, pipeline_parity
-from sam2_quant_plugin.onnx.wrappers import MEMORY_INPUTS, memory_example
+from sam2_quant_plugin.onnx import make_session, quant_ranges
+from sam2_quant_plugin.onnx.parity import check_parity
 from sam2_quant_plugin.sam2 import decode, encode, to_model_input
+from sam2_quant_plugin.sam2.export import export_decoder, export_image_encoder, export_memory_attention
+from sam2_quant_plugin.sam2.graphs import MEMORY_INPUTS, memory_example
+from sam2_quant_plugin.sam2.parity import pipeline_parity
 from sam2_quant_plugin.sam2.rope import patch_real_rope
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnx]

@@ -10,6 +10,7 @@ import torch
 from sam2.modeling.sam.transformer import RoPEAttention
 
 from sam2_quant_plugin.errors import CheckpointError, ModelConfigError
+from sam2_quant_plugin.models import model_info
 from sam2_quant_plugin.sam2 import (
     COMPONENTS,
     CONFIGS,
@@ -95,9 +96,12 @@ def test_seeded_build_is_deterministic(tiny: torch.nn.Module) -> None:
 
 
 def test_attributes_and_eval_mode(tiny: torch.nn.Module) -> None:
-    assert tiny.sam2_quant_weights == "random-init(seed=3)"
-    assert tiny.sam2_quant_config == "sam2.1_hiera_t"
-    assert tiny.sam2_quant_image_size == SIZE == tiny.image_size
+    info = model_info(tiny)
+    assert info.weights == "random-init(seed=3)"
+    assert info.random_init
+    assert info.seed == 3
+    assert (info.family, info.config) == ("sam2", "sam2.1_hiera_t")
+    assert info.image_size == SIZE == tiny.image_size
     assert not tiny.training
     for name in COMPONENTS:
         assert hasattr(tiny, name)
@@ -118,7 +122,8 @@ def test_checkpoint_round_trip_is_bit_exact(
         loaded = build_sam2_model("t", tiny_ckpt, image_size=SIZE, seed=99)
     assert "RANDOM-INIT" not in caplog.text
     assert _same_state(tiny, loaded)
-    assert loaded.sam2_quant_weights == str(tiny_ckpt)
+    assert model_info(loaded).weights == str(tiny_ckpt)
+    assert model_info(loaded).seed is None
     assert list(tiny_ckpt.parent.iterdir()) == [tiny_ckpt], "no temp files may be left behind"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor, nn
 
-from ...onnx.export import export_backbone
+from ...sam2.export import export_backbone
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ class RecipeOnnxMethod(Method):
         self.description = description or f"{self._torch.description}, exported (sam2_quant onnx), ORT CPU EP"
 
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
-        from ...onnx.export import export_backbone
+        from ...sam2.export import export_backbone
 
         torch_row = self._torch.make_student(ctx)  # prepare + calibrate + freeze
         frozen = torch_row.model

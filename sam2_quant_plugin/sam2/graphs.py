@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..sam2.forward import decode, encode
+from .forward import decode, encode
 
 ENCODER_INPUTS = ("image",)
 ENCODER_OUTPUTS = ("image_embed", "high_res_feats_0", "high_res_feats_1")

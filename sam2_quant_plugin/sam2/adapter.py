@@ -1,0 +1,115 @@
+"""SAM 2 as a model family: the one place generic layers reach SAM 2 through (``get_adapter("sam2")``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..models.adapter import ForwardLoop, GraphSpec, ModelAdapter, Task
+from ..models.info import ModelInfo, model_info
+from .forward import model_image_size
+
+
+class SAM2Adapter:
+    """SAM 2 / 2.1 (``sam2`` package): image encoder + prompt encoder + mask decoder (+ memory for video).
+
+    Bundles hold ``encoder`` and ``decoder`` graphs; calibration runs photos through the encoder and a
+    point grid through the decoder; CDPQ distils encoder features and the masks of seeded prompts.
+    """
+
+    name = "sam2"
+
+    def matches(self, model: nn.Module) -> bool:
+        return hasattr(model, "image_encoder") and hasattr(model, "forward_image")
+
+    def build(
+        self, config: str, checkpoint: str | Path | None, *, image_size: int | None, seed: int
+    ) -> nn.Module:
+        from .build import build_sam2_model
+
+        return build_sam2_model(config, checkpoint, image_size=image_size or 1024, seed=seed)
+
+    def info(self, model: nn.Module) -> ModelInfo:
+        info = model_info(model)
+        if info.family == "generic":  # a SAM 2 built by sam2's own builder
+            size = getattr(model, "image_size", None)
+            info = ModelInfo("sam2", None, info.weights, None, int(size) if size is not None else None)
+        return info
+
+    def default_targets(self) -> tuple[str, ...]:
+        return ("image_encoder",)
+
+    def image_size(self, model: nn.Module, image_size: int | None = None) -> int:
+        return int(image_size or model_image_size(model))
+
+    def forward_loop(self, images: Any, *, plans: Sequence[str], **kw: Any) -> ForwardLoop:
+        from .calibration import default_forward_loop, needs_decoder
+
+        return default_forward_loop(images, decode_prompts=needs_decoder(plans), **kw)
+
+    def graphs(self, model: nn.Module, *, image_size: int | None, **kw: Any) -> dict[str, GraphSpec]:
+        from .export import decoder_spec, encoder_spec
+
+        size = self.image_size(model, image_size)
+        return {
+            "encoder": encoder_spec(size),
+            "decoder": decoder_spec(size, bool(kw.get("multimask", False))),
+        }
+
+    def parity(
+        self,
+        model: nn.Module,
+        files: Mapping[str, Path],
+        images: Sequence[Any],
+        *,
+        image_size: int | None,
+        optimization: str = "all",
+        **kw: Any,
+    ) -> dict[str, float | int | str]:
+        from .parity import pipeline_parity
+
+        size = self.image_size(model, image_size)
+        return pipeline_parity(
+            model,
+            files["encoder"],
+            files.get("decoder"),
+            images,
+            image_size=size,
+            optimization=optimization,
+            **kw,
+        )
+
+    def fidelity(
+        self,
+        teacher: nn.Module,
+        student: nn.Module,
+        images: Sequence[Any],
+        *,
+        image_size: int | None,
+        **kw: Any,
+    ) -> dict[str, float]:
+        """Point-prompt mask IoU (degenerate teacher masks excluded) and embedding cosine, one flat dict."""
+        from ..eval.harness import build_reference, score_student
+
+        size = self.image_size(teacher, image_size)
+        pps = int(kw.get("points_per_side", 8))
+        ref = build_reference(teacher, images, image_size=size, points_per_side=pps, progress=False)
+        score = score_student(ref, student, teacher, progress=False)
+        return {"embed_cosine": score["embed_cosine"], **score["points"]}
+
+    def batches(self, paths: Sequence[Path], *, image_size: int | None, seed: int, **kw: Any) -> list[Any]:
+        from .batches import make_batches
+
+        return list(make_batches(list(paths), image_size or 1024, seed=seed, **kw))
+
+    def task(self) -> Task:
+        from .task import sam2_task
+
+        return sam2_task
+
+
+def _implements_protocol(adapter: SAM2Adapter) -> ModelAdapter:
+    return adapter  # mypy checks here that SAM2Adapter satisfies ModelAdapter

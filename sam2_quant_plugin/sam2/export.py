@@ -1,0 +1,150 @@
+"""SAM 2's deployment graphs as :class:`~sam2_quant_plugin.models.GraphSpec` and one export function each.
+
+``encoder``: ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1``; ``decoder``:
+features + ``point_coords [1, N, 2]``, ``point_labels [1, N]`` (int32) -> ``low_res_masks``,
+``iou_predictions`` (``N`` dynamic); ``backbone``: the raw FPN levels; ``memory_attention``: needs
+real-valued RoPE (:func:`.rope.patch_real_rope`). Tracing and lowering are the generic
+:func:`sam2_quant_plugin.onnx.export.export_graph`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ExportError
+from ..models.adapter import GraphSpec, Names
+from ..onnx.export import export_graph
+from .graphs import (
+    DECODER_INPUTS,
+    DECODER_OUTPUTS,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    MEMORY_INPUTS,
+    MEMORY_OUTPUTS,
+    BackboneGraph,
+    DecoderGraph,
+    ImageEncoderGraph,
+    MemoryAttentionGraph,
+    decoder_example,
+    encoder_example,
+    memory_example,
+)
+from .rope import RealRoPEAttention
+
+DECODER_ROOTS = ("sam_mask_decoder", "sam_prompt_encoder")
+
+
+def encoder_spec(image_size: int) -> GraphSpec:
+    return GraphSpec(
+        ImageEncoderGraph,
+        lambda _: encoder_example(image_size),
+        (ENCODER_INPUTS, ENCODER_OUTPUTS),
+        ("image_encoder",),
+    )
+
+
+def _backbone_names(wrapper: nn.Module, example: tuple[torch.Tensor, ...]) -> Names:
+    with torch.no_grad():
+        n_out = len(wrapper(*example))
+    return ENCODER_INPUTS, tuple(f"backbone_fpn_{i}" for i in range(n_out))
+
+
+def backbone_spec(image_size: int) -> GraphSpec:
+    return GraphSpec(
+        BackboneGraph, lambda _: encoder_example(image_size), _backbone_names, ("image_encoder",)
+    )
+
+
+def decoder_spec(image_size: int, multimask: bool = False) -> GraphSpec:
+    return GraphSpec(
+        lambda m: DecoderGraph(m, multimask),
+        lambda m: decoder_example(m, image_size),
+        (DECODER_INPUTS, DECODER_OUTPUTS),
+        DECODER_ROOTS,
+        {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
+    )
+
+
+def _check_real_rope(model: nn.Module) -> None:
+    if not any(isinstance(m, RealRoPEAttention) for m in model.get_submodule("memory_attention").modules()):
+        raise ExportError(
+            "memory attention uses complex-valued RoPE, which does not export. Fix: call "
+            "sam2_quant_plugin.sam2.rope.patch_real_rope(model) first."
+        )
+
+
+def memory_attention_spec(image_size: int, n_frames: int = 2) -> GraphSpec:
+    return GraphSpec(
+        MemoryAttentionGraph,
+        lambda m: memory_example(m, image_size, n_frames),
+        (MEMORY_INPUTS, MEMORY_OUTPUTS),
+        ("memory_attention",),
+        {"memory": {0: "memory_tokens"}, "memory_pos": {0: "memory_tokens"}},
+        check=_check_real_rope,
+    )
+
+
+def export_image_encoder(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    opset: int = 17,
+    weight_format: str = "int8",
+    target_cpu: str = "any",
+) -> Path:
+    """Export ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1`` to ``path``."""
+    spec = encoder_spec(image_size)
+    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
+
+
+def export_backbone(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    opset: int = 17,
+    weight_format: str = "int8",
+    target_cpu: str = "any",
+) -> Path:
+    """Export ``image [1, 3, S, S] -> backbone_fpn_0..k`` (the image encoder's raw FPN levels) to ``path``."""
+    spec = backbone_spec(image_size)
+    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
+
+
+def export_decoder(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    opset: int = 17,
+    weight_format: str = "int8",
+    target_cpu: str = "any",
+    multimask: bool = False,
+) -> Path:
+    """Export prompt encoder + mask decoder: features + ``point_coords [1, N, 2]``, ``point_labels [1, N]``
+    (int32) -> ``low_res_masks [1, M, S/4, S/4]``, ``iou_predictions [1, M]``; ``N`` is dynamic."""
+    spec = decoder_spec(image_size, multimask)
+    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
+
+
+def export_memory_attention(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    image_size: int,
+    n_frames: int = 2,
+    opset: int = 17,
+    weight_format: str = "int8",
+    target_cpu: str = "any",
+) -> Path:
+    """Export memory attention (real-valued RoPE required: ``patch_real_rope(model)`` first).
+
+    ``current [HW, 1, C]``, ``current_pos``, ``memory [M, 1, Cm]``, ``memory_pos`` -> ``conditioned``;
+    ``M`` (memory tokens) is dynamic in multiples of ``HW``.
+    """
+    spec = memory_attention_spec(image_size, n_frames)
+    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
