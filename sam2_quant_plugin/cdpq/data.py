@@ -1,4 +1,4 @@
-"""Distillation data sources: image folders, the SA-V layout ``JPEGImages/<video>/<frame>.jpg``, bundled
+"""Distillation data sources: image folders, SA-V roots (frames + object masks, :mod:`..io.sav`), bundled
 photos, and the data-parallel shard. Turning images into batches is the model family's job (SAM 2:
 :func:`sam2_quant_plugin.sam2.batches.make_batches`).
 """
@@ -9,8 +9,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..io.images import IMAGE_SUFFIXES, bundled_images, list_images
+from ..io.images import bundled_images, list_images
+from ..io.sav import SavFrame, sav_layout, sav_samples
 
 log = logging.getLogger(__name__)
 
@@ -19,34 +19,24 @@ Batch = Any
 
 
 def sav_frames(root: str | Path, frames_per_video: int | None = None) -> list[Path]:
-    """Frames of an SA-V style tree ``root/JPEGImages/<video>/<frame>.jpg`` (videos and frames sorted).
+    """Frames of an SA-V root (see :func:`sam2_quant_plugin.io.sav.sav_samples`): annotated frames of
+    annotated videos, every frame otherwise; ``frames_per_video`` keeps that many evenly spaced."""
+    return [s.image for s in sav_samples(root, frames_per_video)]
 
-    ``frames_per_video`` keeps that many frames evenly spaced per video (all when None).
-    """
-    base = Path(root) / "JPEGImages"
-    if not base.is_dir():
-        raise DataError(
-            f"{root} has no JPEGImages/ folder; expected the SA-V layout JPEGImages/<video>/*.jpg"
-        )
-    out: list[Path] = []
-    for video in sorted(p for p in base.iterdir() if p.is_dir()):
-        frames = sorted(p for p in video.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if frames_per_video and len(frames) > frames_per_video:
-            step = len(frames) / frames_per_video
-            frames = [frames[int(i * step)] for i in range(frames_per_video)]
-        out.extend(frames)
-    if not out:
-        raise DataError(f"{base} holds no frames; expected JPEGImages/<video>/<frame>.jpg")
-    return out
+
+def find_samples(source: str | Path | None, frames_per_video: int | None = None) -> list[SavFrame]:
+    """Images with their object masks: bundled photos for None, an SA-V root (``JPEGImages_24fps`` /
+    ``JPEGImages``) with its annotations, else a folder of images (no masks)."""
+    if source is None:
+        return [SavFrame(p) for p in bundled_images()]
+    if sav_layout(source) is not None:
+        return sav_samples(source, frames_per_video)
+    return [SavFrame(p) for p in list_images(source)]
 
 
 def find_images(source: str | Path | None, frames_per_video: int | None = None) -> list[Path]:
-    """Image paths: bundled photos for None, SA-V frames when ``source/JPEGImages`` exists, else a folder."""
-    if source is None:
-        return bundled_images()
-    if (Path(source) / "JPEGImages").is_dir():
-        return sav_frames(source, frames_per_video)
-    return list_images(source)
+    """Image paths of :func:`find_samples`."""
+    return [s.image for s in find_samples(source, frames_per_video)]
 
 
 def shard(batches: list[Any], rank: int, world: int) -> list[Any]:

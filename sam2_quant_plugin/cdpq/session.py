@@ -9,7 +9,7 @@ from torch import nn
 
 from ..models.registry import get_adapter
 from .config import CDPQConfig
-from .data import Batch, find_images, shard
+from .data import Batch, find_samples, shard
 from .ddp import rank, world_size
 from .features import matching_layers
 from .student import prepare_student, weight_quantizers
@@ -36,10 +36,14 @@ def load_batches(cfg: CDPQConfig) -> tuple[list[Batch], list[Batch]]:
     training photos get fresh prompts (seed + 1)."""
     adapter = get_adapter(cfg.model)
     kw = {"batch_size": cfg.batch_size, "n_points": cfg.points_per_image, "n_boxes": cfg.boxes_per_image}
-    train = adapter.batches(find_images(cfg.train_images), image_size=cfg.image_size, seed=cfg.seed, **kw)
     val_src = cfg.val_images if cfg.val_images is not None else cfg.train_images
-    val = adapter.batches(find_images(val_src), image_size=cfg.image_size, seed=cfg.seed + 1, **kw)
-    return train, val
+    out = []
+    for src, seed in ((cfg.train_images, cfg.seed), (val_src, cfg.seed + 1)):
+        samples = find_samples(src)
+        masks = [s.masks for s in samples] if any(s.masks for s in samples) else None
+        paths = [s.image for s in samples]
+        out.append(adapter.batches(paths, image_size=cfg.image_size, seed=seed, masks=masks, **kw))
+    return out[0], out[1]
 
 
 def build_session(
