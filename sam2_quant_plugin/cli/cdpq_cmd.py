@@ -27,7 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p, image_size=256)
     p.add_argument("--teacher-config", default=None, help="teacher config (default: the student's)")
     p.add_argument("--teacher-checkpoint", default=None, help="teacher checkpoint (default: --checkpoint)")
-    p.add_argument("--images", default=None, help="image folder or SA-V root (JPEGImages_24fps/<video>/*.jpg + Annotations_6fps/<video>/<obj>/*.png: prompts from the masks)")
+    p.add_argument(
+        "--images",
+        default=None,
+        help="image folder or SA-V root (JPEGImages_24fps/<video>/*.jpg with Annotations_6fps/<video>/<obj>/*.png: "
+        "prompts come from the masks)",
+    )
     p.add_argument("--val-images", default=None, help="validation images (default: --images, new prompts)")
     p.add_argument("--name", default="cdpq", help="run name (folder suffix)")
     p.add_argument("--out", default="runs", help="parent folder of the run folder")
