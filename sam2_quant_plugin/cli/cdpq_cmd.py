@@ -30,7 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--images",
         default=None,
-        help="image folder or SA-V root (JPEGImages_24fps/<video>/*.jpg with Annotations_6fps/<video>/<obj>/*.png: "
+        help="image folder or SA-V root (JPEGImages_24fps/<video>/*.jpg with "
+        "Annotations_6fps/<video>/<obj>/*.png: "
         "prompts come from the masks)",
     )
     p.add_argument("--val-images", default=None, help="validation images (default: --images, new prompts)")
