@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from ..api import weight_bits_summary
 from ..errors import ConfigError
 from ..numerics import storage_bits
 from .session import Session
 from .student import bits_map
+
+
+def budget_met(s: Session) -> bool:
+    """Whether the student's rounded bits meet the size budget (average bits, or weight bytes counted as
+    ``cfg.storage`` says)."""
+    cfg, summary = s.cfg, weight_bits_summary(s.student, storage=s.cfg.storage)
+    if cfg.target_avg_bits is not None and summary["avg_weight_bits"] <= cfg.target_avg_bits + 1e-9:
+        return True
+    return cfg.target_bytes is not None and summary["weight_bytes"] <= cfg.target_bytes
 
 
 def check_budget_feasible(s: Session) -> None:

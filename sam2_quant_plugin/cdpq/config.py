@@ -85,7 +85,7 @@ class CDPQConfig:
     # differentiable mode
     mode: str = "search"  # search | differentiable
     bit_lambda: float = 0.05
-    bit_lr: float = 0.05
+    bit_lr: float | None = None  # None: 2 x (max - min bits) / planned steps, so bits can move in any run
     diff_epochs: int = 4
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +123,8 @@ class CDPQConfig:
             raise ConfigError(f"order_by={self.order_by!r}; use one of {ORDERS}")
         if self.storage not in STORAGE_MODES:
             raise ConfigError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
+        if self.bit_lr is not None and not self.bit_lr > 0:
+            raise ConfigError(f"bit_lr={self.bit_lr}: must be > 0 (or None for the automatic rate)")
         if self.mode not in ("search", "differentiable"):
             raise ConfigError(f"mode={self.mode!r}; use 'search' or 'differentiable'")
         for key, value in (("target_avg_bits", self.target_avg_bits), ("target_bytes", self.target_bytes)):

@@ -1,6 +1,12 @@
 """Differentiable bit search: loss = KD + lambda * sum_i b_i * size_i / importance_i with float bit
 offsets (the learnable fake-quant), a separate optimizer group for bits, clamping after every step and
 warnings for bits that sit at a bound.
+
+With a size budget (``target_avg_bits`` / ``target_bytes``) the bit term acts only while the rounded bits
+miss it, so bits fall to the budget and KD then holds each layer where it matters; without one the term
+always acts. The bit learning rate defaults to what lets an offset cross the whole [min, max] range
+twice in the run (Adam moves a parameter by about its learning rate per step): a fixed small rate on a
+short run (two photos, four epochs: eight steps) moves no bit at all.
 """
 
 from __future__ import annotations
@@ -10,8 +16,10 @@ from collections import Counter
 
 import torch
 
+from ..api import weight_bits_summary
 from ..fake_quant.regularizer import bit_penalty
 from . import ddp
+from .budget import budget_met
 from .session import Session
 from .student import bits_map, weight_quantizers
 from .task import TaskModule
@@ -39,22 +47,40 @@ def stuck_layers(at_bound: Counter, steps: int, share: float = STUCK_SHARE) -> d
     return {name: side for (name, side), n in at_bound.items() if steps and n / steps >= share}
 
 
+def auto_bit_lr(span: float, steps: int) -> float:
+    """A bit learning rate that lets an offset travel ``span`` (max - min bits) twice in ``steps`` steps."""
+    return 2.0 * span / max(steps, 1)
+
+
 def run_differentiable(
     s: Session, importance: dict[str, float] | None = None, *, progress: bool = True
 ) -> dict[str, object]:
-    """Train weights, step sizes and bit widths jointly; returns the curve and the stuck layers."""
+    """Train weights, step sizes and bit widths jointly; returns the curve, the stuck layers, the bit
+    learning rate used and whether the budget (if any) was met."""
     cfg = s.cfg
     fqs = weight_quantizers(s.student)
     if not any(fq.learnable_bits for fq in fqs.values()):
         raise ValueError(
             "the student has no learnable bit widths; build the session with mode='differentiable'"
         )
+    planned = cfg.diff_epochs * len(s.train)
+    span = max(float(fq.max_bits - fq.min_bits) for fq in fqs.values())
+    bit_lr = cfg.bit_lr if cfg.bit_lr is not None else auto_bit_lr(span, planned)
+    log.info(
+        "differentiable: bit_lr %.4g (%s), %d planned steps, bit term %s",
+        bit_lr,
+        "set" if cfg.bit_lr is not None else f"auto: 2 x {span:g} bits / steps",
+        planned,
+        "until the budget is met" if cfg.has_budget else f"always (lambda {cfg.bit_lambda:g})",
+    )
     runner = ddp.wrap(TaskModule(s.student, s.task))
-    opt = make_optimizer(s.student, cfg.lr, cfg.scale_lr, cfg.bit_lr)
+    opt = make_optimizer(s.student, cfg.lr, cfg.scale_lr, bit_lr)
     at_bound: Counter = Counter()
     steps = 0
 
     def penalty() -> torch.Tensor:
+        if cfg.has_budget and budget_met(s):
+            return torch.zeros(())
         return cfg.bit_lambda * bit_penalty(s.student, importance, soft=True)
 
     def after_step() -> None:
@@ -89,12 +115,31 @@ def run_differentiable(
         )
     stuck = stuck_layers(at_bound, steps)
     if stuck:
+        at_max = sum(side == "max" for side in stuck.values())
+        hint = (
+            "bits stayed at the top: give a budget (e.g. --target-bits 6, or --target-mb), or raise "
+            f"--bit-lambda above {cfg.bit_lambda:g} / --bit-lr above {bit_lr:.3g}"
+            if at_max >= len(stuck) / 2
+            else f"bits sank to the bottom: lower --bit-lambda below {cfg.bit_lambda:g} or give a budget"
+        )
         log.warning(
-            "%d layer(s) kept their bits at a bound in >= %d%% of %d steps (e.g. %s); consider changing "
-            "bit_lambda, bit_lr or the [min, max] range",
+            "%d layer(s) kept their bits at a bound in >= %d%% of %d steps (e.g. %s); %s",
             len(stuck),
             int(STUCK_SHARE * 100),
             steps,
             ", ".join(f"{k}@{v}" for k, v in list(stuck.items())[:4]),
+            hint,
         )
-    return {"train_curve": curve, "stuck": stuck, "steps": steps}
+    met = budget_met(s) if cfg.has_budget else None
+    if met is False:
+        log.warning(
+            "the differentiable run ended above the budget (%s). Fix: more --diff-epochs, a larger "
+            "--bit-lambda, or the search mode, which steps until the budget is met",
+            _fmt_size(s),
+        )
+    return {"train_curve": curve, "stuck": stuck, "steps": steps, "bit_lr": bit_lr, "budget_met": met}
+
+
+def _fmt_size(s: Session) -> str:
+    summary = weight_bits_summary(s.student, storage=s.cfg.storage)
+    return f"{summary['avg_weight_bits']:.2f} average bits, {summary['weight_bytes'] / 1e6:.2f} MB of weights"

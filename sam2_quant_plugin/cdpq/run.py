@@ -146,7 +146,12 @@ def run_cdpq(
         else:
             result = run_differentiable(s, importance_from(sens) if sens else None, progress=progress)
             curve, seconds = result["train_curve"], time.perf_counter() - t0
-            extra = {"stuck_at_bound": result["stuck"], "steps": result["steps"]}
+            extra = {
+                "stuck_at_bound": result["stuck"],
+                "steps": result["steps"],
+                "bit_lr": result["bit_lr"],
+                "budget_met": result["budget_met"],
+            }
         extra["weight_checksum"] = float(sum(p.detach().double().sum() for p in s.student.parameters()))
         if ddp.is_main():
             summary = finalize(s, run_dir, curve, seconds, extra)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from ..api import weight_bits_summary
 from . import checkpoint, ddp
 from .artifacts import append_jsonl
+from .budget import budget_met
 from .checkpoint import SearchState
 from .confidence import confidence_scores, order_candidates
 from .mirror import EvalMirror
@@ -30,13 +31,6 @@ from .train import evaluate, kd_epoch, make_optimizer
 log = logging.getLogger(__name__)
 ATTEMPTS = "attempts.jsonl"
 CONFIDENCE = "confidence.jsonl"
-
-
-def budget_met(s: Session) -> bool:
-    cfg, summary = s.cfg, weight_bits_summary(s.student, storage=s.cfg.storage)
-    if cfg.target_avg_bits is not None and summary["avg_weight_bits"] <= cfg.target_avg_bits + 1e-9:
-        return True
-    return cfg.target_bytes is not None and summary["weight_bytes"] <= cfg.target_bytes
 
 
 def _reducible(s: Session) -> list[str]:

@@ -77,6 +77,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--bit-lambda", type=float, default=0.05, help="differentiable mode: bit penalty weight")
     p.add_argument(
+        "--bit-lr",
+        type=float,
+        default=None,
+        help="differentiable mode: bit learning rate (default: 2 x (max - min bits) / planned steps)",
+    )
+    p.add_argument(
         "--max-attempts", type=int, default=None, help="stop after N attempts in all (resume later)"
     )
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue an interrupted run")
@@ -112,6 +118,7 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "epochs_per_round": args.epochs,
         "lr": args.lr,
         "bit_lambda": args.bit_lambda,
+        "bit_lr": args.bit_lr,
         "max_attempts": args.max_attempts,
     }
     if args.set:

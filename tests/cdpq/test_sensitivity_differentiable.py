@@ -67,3 +67,25 @@ def test_clamp_offsets_keeps_range() -> None:
     fq.bit_offset.data.fill_(42.0)
     clamp_offsets(s.student)
     assert float(fq.bit_offset.detach()) == fq.max_bits - fq.min_bits
+
+
+def test_differentiable_defaults_move_bits_to_a_budget(tmp_path: Path) -> None:
+    """Default bit_lr and bit_lambda, two batches x 4 epochs (8 steps): the bits fall to the budget."""
+    cfg = toy_config(mode="differentiable", target_avg_bits=5.0)
+    summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert summary["bit_lr"] == pytest.approx(2 * 6 / (cfg.diff_epochs * 2))
+    assert summary["budget_met"] is True
+    assert summary["size"]["avg_weight_bits"] <= 5.0
+    assert max(summary["bits"].values()) < 8
+
+
+def test_differentiable_stuck_at_the_top_says_which_value_moves_bits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = toy_config(mode="differentiable", bit_lambda=1e-9, bit_lr=1e-4, diff_epochs=2)
+    with caplog.at_level(logging.WARNING):
+        summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert set(summary["bits"].values()) == {8}
+    assert "--target-bits" in caplog.text
+    assert "--bit-lr above" in caplog.text
+    assert summary["budget_met"] is None
