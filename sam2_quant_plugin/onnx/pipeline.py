@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from torch import nn
 
-from ..api import STATE_ATTR
+from ..api import quant_state_or_none
 from ..errors import ExportError
 from ..int8.host import host_int8_path
 from ..int8.parity import avx2_parity
@@ -57,7 +57,7 @@ def export_bundle(
         raise FileExistsError(
             f"{out} already holds an ONNX bundle; refusing to overwrite. Fix: pick a new --out."
         )
-    state = getattr(model, STATE_ATTR, None)
+    state = quant_state_or_none(model)
     if fp16 and state is not None:
         acts = [n for n, p in state.plans.items() if p.activation is not None]
         if acts:
