@@ -163,7 +163,7 @@ def _trace(
     dynamic_axes: dict[str, dict[int, str]],
     opset: int,
 ) -> tuple[onnx.ModelProto, dict[str, int], dict[nn.Module, set[str]]]:
-    """The traced graph, its Linears' input ranks and the node scope of each fake-quant it called."""
+    """The traced graph, its Linears' input ranks and the node scope(s) of each module it called."""
     buf = io.BytesIO()
     ts_opset = min(opset, MAX_TS_OPSET)
     with (
@@ -172,7 +172,7 @@ def _trace(
         no_mha_fastpath(),
         warnings.catch_warnings(),
         record_input_ranks(wrapper) as ranks,
-        record_scopes() as fq_scopes,
+        record_scopes() as module_scopes,
     ):
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
         torch.onnx.export(
@@ -189,7 +189,7 @@ def _trace(
     proto = onnx.load_from_string(buf.getvalue())
     if opset > ts_opset:
         proto = onnx.version_converter.convert_version(proto, opset)
-    return proto, ranks, fq_scopes
+    return proto, ranks, module_scopes
 
 
 def _finish(
@@ -200,10 +200,10 @@ def _finish(
     weight_format: str,
     extra_meta: dict[str, str] | None = None,
 ) -> Path:
-    proto, ranks, fq_scopes = traced
+    proto, ranks, module_scopes = traced
     path = _refuse_existing(path)
-    scopes = plan_scopes(quantizers(model).values(), fq_scopes) if is_prepared(model) else {}
-    check_layers_present(proto, scopes, roots)
+    check_layers_present(proto, model, module_scopes, roots)
+    scopes = plan_scopes(quantizers(model).values(), module_scopes) if is_prepared(model) else {}
     proto, sizes = lower_weights(
         proto, weight_format, scopes, {k.removeprefix("model."): v for k, v in ranks.items()}
     )

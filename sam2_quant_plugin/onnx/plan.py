@@ -25,9 +25,8 @@ import onnx
 import torch
 from torch import nn
 
-from ..api import QuantizerInfo
+from ..api import QuantizerInfo, is_prepared, quantizers
 from ..errors import ExportError
-from ..torchao_adapter import FakeQuantizeBase
 from .graph import Graph, stored_bytes
 
 PLAN_KEY = "sam2_quant.plan"
@@ -64,7 +63,7 @@ class QuantRange:
 
 @contextlib.contextmanager
 def record_scopes() -> Iterator[dict[nn.Module, set[str]]]:
-    """While active (around a TorchScript ONNX export), record the node scope of each fake-quant called.
+    """While active (around a TorchScript ONNX export), record the node scope(s) of every module called.
 
     Mirrors the exporter: a called module whose name is in torch's trace module map opens a scope named
     after it (the part after ``Class::``), and nodes made inside are named ``/``-joined scopes + op.
@@ -81,7 +80,6 @@ def record_scopes() -> Iterator[dict[nn.Module, set[str]]]:
             return
         if name:
             stack.append(str(name).partition("::")[2])
-        if isinstance(mod, FakeQuantizeBase):
             recorded.setdefault(mod, set()).add("/".join(stack))
 
     def leave(_mod: nn.Module, _args: object, _out: object) -> None:
@@ -98,10 +96,10 @@ def record_scopes() -> Iterator[dict[nn.Module, set[str]]]:
 
 
 def plan_scopes(
-    quantizers: Iterable[QuantizerInfo], recorded: Mapping[nn.Module, set[str]]
+    infos: Iterable[QuantizerInfo], recorded: Mapping[nn.Module, set[str]]
 ) -> dict[str, QuantizerInfo]:
-    """Node scope -> quantizer, for the ``quantizers`` whose module :func:`record_scopes` saw called."""
-    return {scope: q for q in quantizers for scope in recorded.get(q.module, ())}
+    """Node scope -> quantizer, for the quantizers (``infos``) whose module :func:`record_scopes` saw run."""
+    return {scope: q for q in infos for scope in recorded.get(q.module, ())}
 
 
 def scope_of(node: onnx.NodeProto) -> str:
@@ -122,22 +120,27 @@ def lowered(proto: onnx.ModelProto, scopes: Mapping[str, QuantizerInfo]) -> list
 
 
 def check_layers_present(
-    proto: onnx.ModelProto, scopes: Mapping[str, QuantizerInfo], roots: tuple[str, ...]
+    proto: onnx.ModelProto, model: nn.Module, recorded: Mapping[nn.Module, set[str]], roots: tuple[str, ...]
 ) -> None:
     """Each quantized layer under ``roots`` that has nodes in this graph must show its quantizers there.
 
-    Layers with no node in this graph (run by another graph, e.g. the decoder's ``conv_s0`` runs in the
-    encoder graph, or pruned because their output is unused) are skipped.
+    ``recorded``: :func:`record_scopes` of the trace. Layers with no node in this graph (run by another
+    graph, e.g. the decoder's ``conv_s0`` runs in the encoder graph, or pruned because their output is
+    unused) are skipped.
     """
-    found = {id(q) for q in lowered(proto, scopes)}
+    if not is_prepared(model):
+        return
+    seen = {scope_of(n) for n in proto.graph.node if n.op_type in LOWERED_OPS}
     node_scopes: set[str] = set()
     for node in proto.graph.node:
         parts = scope_of(node).split("/")
         node_scopes.update("/".join(parts[: i + 1]) for i in range(len(parts)))
     missing = [
         f"{q.layer} ({q.kind})"
-        for s, q in scopes.items()
-        if q.layer.startswith(roots) and s.rpartition("/")[0] in node_scopes and id(q) not in found
+        for q in quantizers(model).values()
+        if q.layer.startswith(roots)
+        and recorded.get(model.get_submodule(q.layer), set()) & node_scopes
+        and not recorded.get(q.module, set()) & seen
     ]
     if missing:
         raise ExportError(
@@ -147,10 +150,10 @@ def check_layers_present(
         )
 
 
-def plan_json(quantizers: Iterable[QuantizerInfo]) -> str:
-    """The ``sam2_quant.plan`` metadata value for ``quantizers`` (layers in the given order)."""
+def plan_json(infos: Iterable[QuantizerInfo]) -> str:
+    """The ``sam2_quant.plan`` metadata value for the quantizers ``infos`` (layers in the given order)."""
     plan: dict[str, dict[str, object]] = {}
-    for q in quantizers:
+    for q in infos:
         plan.setdefault(q.layer, {})[q.kind] = q.to_dict()
     return json.dumps(plan)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -159,6 +161,15 @@ def test_layers_are_found_whichever_ancestors_ran(tmp_path) -> None:  # type: ig
     assert set(quant_ranges(proto)) == set(quantizers(model))  # full layer names, from the plan
     assert {f"{n}.weight_q" for n, _ in quantizers(model)} <= {t.name for t in proto.graph.initializer}
     assert _ort_max_diff(model, path, x) < 1e-4
+
+
+def test_a_layer_whose_fake_quant_did_not_run_is_refused(mixed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = copy.deepcopy(mixed)
+    head = bad.get_submodule("head")
+    head.forward = types.MethodType(lambda self, x: nn.functional.linear(x, self.weight, self.bias), head)
+    with pytest.raises(ExportError, match=r"1 quantized layer input.* not lowered.*: head \(weight\)"):
+        _export(bad, tmp_path / "bad.onnx")
+    assert not (tmp_path / "bad.onnx").exists()
 
 
 def test_matmulnbits_bits_come_from_the_plan(mixed, tmp_path) -> None:  # type: ignore[no-untyped-def]
