@@ -12,23 +12,26 @@ import copy
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
 
 from .errors import RecipeError
 from .fake_quant.frozen import FrozenFakeQuantize
-from .numerics import storage_bits
+from .numerics import qrange, storage_bits
 from .qconfig import layer_qconfigs, make_fake_quant
 from .recipe.io import load_recipe
 from .recipe.resolve import LayerPlan, resolve
-from .recipe.schema import LayerRule, Recipe
-from .torchao_adapter import QCONFIG_ATTR, FakeQuantizeBase, ObserverBase, ao_prepare_qat
+from .recipe.schema import Granularity, LayerRule, QuantSpec, Recipe
+from .torchao_adapter import QCONFIG_ATTR, WEIGHT_FQ, FakeQuantizeBase, ObserverBase, ao_prepare_qat
 
 log = logging.getLogger(__name__)
 
+#: The attribute a layer holds its input-activation fake-quant in (``WEIGHT_FQ``, re-exported from the
+#: torch.ao boundary: its weight's).
 INPUT_FQ = "input_fake_quant"
-STATE_ATTR = "sam2_quant_state"
+_STATE_ATTR = "sam2_quant_state"
 
 
 @dataclass
@@ -41,20 +44,37 @@ class QuantState:
     history: list[str] = field(default_factory=list)
 
 
+def quant_state_or_none(model: nn.Module) -> QuantState | None:
+    """What ``prepare_qat`` did to ``model``, or None for a float model."""
+    return cast("QuantState | None", getattr(model, _STATE_ATTR, None))
+
+
+def is_prepared(model: nn.Module) -> bool:
+    """True when ``prepare_qat`` made ``model`` (frozen or not)."""
+    return quant_state_or_none(model) is not None
+
+
 def quant_state(model: nn.Module) -> QuantState:
-    state = getattr(model, STATE_ATTR, None)
+    state = quant_state_or_none(model)
     if state is None:
         raise RecipeError("model is not prepared: call prepare_qat(model, recipe) first")
     return state
 
 
-def quant_state_or_none(model: nn.Module) -> QuantState | None:
-    """What ``prepare_qat`` recorded on ``model``, or None for a float model."""
-    return getattr(model, STATE_ATTR, None)
-
-
 def _quantize_input(module: nn.Module, args: tuple) -> tuple:
     return (getattr(module, INPUT_FQ)(args[0]), *args[1:])
+
+
+def remove_input_hook(module: nn.Module) -> bool:
+    """Remove the forward pre-hook ``prepare_qat`` put on ``module`` to run its ``INPUT_FQ``.
+
+    Returns whether there was one; the fake-quant module itself stays (the caller decides where it runs).
+    """
+    hooks = module._forward_pre_hooks
+    ids = [k for k, h in hooks.items() if h is _quantize_input]
+    for k in ids:
+        del hooks[k]
+    return bool(ids)
 
 
 def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool = False) -> nn.Module:
@@ -64,7 +84,7 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
     train/eval mode is kept. Raises :class:`RecipeError` if a rule matches nothing or the model is
     already prepared.
     """
-    if getattr(model, STATE_ATTR, None) is not None:
+    if is_prepared(model):
         raise RecipeError("model is already prepared; call prepare_qat on the float model")
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
@@ -88,7 +108,7 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
             mod = model.get_submodule(name)
             mod.add_module(INPUT_FQ, make_fake_quant(plan.activation))
             mod.register_forward_pre_hook(_quantize_input)
-    setattr(model, STATE_ATTR, QuantState(recipe, plans))
+    setattr(model, _STATE_ATTR, QuantState(recipe, plans))
     wbits = [p.weight_bits for p in plans.values() if p.weight_bits]
     log.info(
         "prepared %d layers with recipe %r (weight bits %s..%s)",
@@ -98,6 +118,80 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
         max(wbits, default=None),
     )
     return model
+
+
+Kind = Literal["weight", "activation"]
+
+
+@dataclass(frozen=True)
+class QuantizerInfo:
+    """One quantizer of a prepared model: its layer's plan and the fake-quant module that carries it out.
+
+    ``bits`` is the module's integer width now (after :func:`freeze`, the plan's); ``qmin``/``qmax`` the
+    code range for it; ``ch_axis`` the axis with one scale per slice (None: per-tensor; per-group: axis 0 of
+    the ``[-1, group_size]`` view); ``group_size`` the elements per scale of a per-group weight, else None.
+    """
+
+    layer: str
+    kind: Kind
+    bits: int
+    qmin: int
+    qmax: int
+    signed: bool
+    granularity: Granularity
+    ch_axis: int | None
+    group_size: int | None
+    module: FakeQuantizeBase = field(compare=False, repr=False)
+
+    @property
+    def module_name(self) -> str:
+        """The fake-quant's module name: ``<layer>.weight_fake_quant`` or ``<layer>.input_fake_quant``."""
+        return f"{self.layer}.{WEIGHT_FQ if self.kind == 'weight' else INPUT_FQ}"
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON-able description (no module): what an exported file records per quantizer."""
+        d: dict[str, object] = {
+            "bits": self.bits,
+            "qmin": self.qmin,
+            "qmax": self.qmax,
+            "signed": self.signed,
+            "granularity": self.granularity,
+        }
+        if self.ch_axis is not None:
+            d["ch_axis"] = self.ch_axis
+        if self.group_size:
+            d["group_size"] = self.group_size
+        return d
+
+
+def _info(layer: str, kind: Kind, spec: QuantSpec, fq: Any) -> QuantizerInfo:
+    """``fq``: this package's fake-quant (learnable or frozen), typed Any as nn.Module attributes are."""
+    bits, signed = int(fq.bits), bool(fq.signed)
+    qmin, qmax = qrange(bits, signed, bool(fq.narrow_range))
+    axis = int(fq.ch_axis) if fq.per_channel else None
+    group = spec.group_size if spec.granularity == "per_group" else None
+    return QuantizerInfo(layer, kind, bits, qmin, qmax, signed, spec.granularity, axis, group, fq)
+
+
+def quantizers(model: nn.Module) -> dict[tuple[str, str], QuantizerInfo]:
+    """(layer, ``"weight"`` | ``"activation"``) -> every quantizer of a prepared model, in plan order.
+
+    Each entry is the resolved plan (granularity, group size) joined with the fake-quant module (bits, range,
+    signedness, axis). Layers :func:`convert` replaced hold no fake-quant and are left out. Raises
+    :class:`RecipeError` for a model ``prepare_qat`` did not make.
+    """
+    out: dict[tuple[str, str], QuantizerInfo] = {}
+    for name, plan in quant_state(model).plans.items():
+        mod = model.get_submodule(name)
+        kinds: tuple[tuple[Kind, QuantSpec | None, str], ...] = (
+            ("weight", plan.weight, WEIGHT_FQ),
+            ("activation", plan.activation, INPUT_FQ),
+        )
+        for kind, spec, attr in kinds:
+            fq = getattr(mod, attr, None)
+            if spec is not None and isinstance(fq, FakeQuantizeBase):
+                out[(name, kind)] = _info(name, kind, spec, fq)
+    return out
 
 
 def fake_quants(model: nn.Module) -> dict[str, FakeQuantizeBase]:
@@ -145,7 +239,7 @@ def _plan_with_current_bits(model: nn.Module, plan: LayerPlan) -> LayerPlan:
     """``plan`` with the integer bit widths its quantizers hold now (learned, searched or frozen)."""
     mod = model.get_submodule(plan.name)
     w, a = plan.weight, plan.activation
-    wfq, afq = getattr(mod, "weight_fake_quant", None), getattr(mod, INPUT_FQ, None)
+    wfq, afq = getattr(mod, WEIGHT_FQ, None), getattr(mod, INPUT_FQ, None)
     if w is not None and wfq is not None:
         w = w.with_bits(wfq.bits)
     if a is not None and afq is not None:
@@ -181,7 +275,7 @@ def weight_bits_summary(model: nn.Module, storage: str = "packed") -> dict[str, 
     state = quant_state(model)
     total_bits = stored_bits = total_params = 0.0
     for lname in state.plans:
-        fq = getattr(model.get_submodule(lname), "weight_fake_quant", None)
+        fq = getattr(model.get_submodule(lname), WEIGHT_FQ, None)
         if fq is None:
             continue
         n = float(model.get_submodule(lname).get_parameter("weight").numel())

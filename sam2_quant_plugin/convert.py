@@ -15,7 +15,7 @@ import logging
 import torch
 from torch import nn
 
-from .api import INPUT_FQ, _quantize_input, freeze, quant_state
+from .api import INPUT_FQ, WEIGHT_FQ, freeze, quant_state, remove_input_hook
 from .errors import Int8Error
 from .fake_quant.frozen import FrozenFakeQuantize
 from .int8.host import host_int8_path
@@ -88,7 +88,7 @@ def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         mod = getattr(parent, attr)
-        if not hasattr(mod, "weight_fake_quant"):
+        if not hasattr(mod, WEIGHT_FQ):
             continue  # activation-only layer: stays float with its input fake-quant
         if plan.activation is None:
             setattr(parent, attr, _float_twin(mod))
@@ -100,9 +100,7 @@ def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
                 "recipe to ONNX (MatMulNBits / DequantizeLinear) or make the layer's weight per_channel"
             )
         quant = _input_quantize(getattr(mod, INPUT_FQ))
-        for key, hook in list(mod._forward_pre_hooks.items()):
-            if hook is _quantize_input:
-                del mod._forward_pre_hooks[key]
+        remove_input_hook(mod)
         delattr(mod, INPUT_FQ)
         wrapper = QuantizedLayer(quant, mod, dequantize_module())
         setattr(parent, attr, wrapper)

@@ -26,6 +26,7 @@ with warnings.catch_warnings():
 __all__ = [
     "QAT_TYPES",
     "QCONFIG_ATTR",
+    "WEIGHT_FQ",
     "FakeQuantize",
     "FakeQuantizeBase",
     "ObserverBase",
@@ -45,6 +46,9 @@ __all__ = [
 #: The module attribute torch.ao ``prepare_qat`` and ``convert`` read (set with setattr: nn.Module's typed
 #: ``__setattr__`` takes only tensors and modules).
 QCONFIG_ATTR = "qconfig"
+
+#: The attribute torch.ao QAT ``Linear``/``Conv2d`` hold their weight fake-quant in.
+WEIGHT_FQ = "weight_fake_quant"
 
 #: torch.ao QAT classes that ``prepare_qat`` swaps in for Linear / Conv2d.
 QAT_TYPES: tuple[type[nnqat.Linear], type[nnqat.Conv2d]] = (nnqat.Linear, nnqat.Conv2d)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..api import prepare_qat, weight_bits_summary
+from ..api import WEIGHT_FQ, prepare_qat, weight_bits_summary
 from ..calibrate import calibrate
 from ..fake_quant.learnable import LearnableBitFakeQuantize
 from ..numerics import mse_clip_search, qparams_from_minmax, qrange
@@ -53,9 +53,9 @@ def student_recipe(
 def weight_quantizers(model: nn.Module) -> dict[str, LearnableBitFakeQuantize]:
     """Layer name -> its weight fake-quant."""
     return {
-        n.removesuffix(".weight_fake_quant"): m
+        n.removesuffix(f".{WEIGHT_FQ}"): m
         for n, m in model.named_modules()
-        if n.endswith("weight_fake_quant") and isinstance(m, LearnableBitFakeQuantize)
+        if n.endswith(WEIGHT_FQ) and isinstance(m, LearnableBitFakeQuantize)
     }
 
 

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from ..recipe import load_recipe, quantizable_layers, resolve, shipped_recipes
-from ..recipe.resolve import _type_name
+from ..recipe.resolve import type_name
 from ..recipe.table import format_table, plan_totals
 from ..sam2.build import build_sam2_model
 
@@ -57,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
             + "\n"
         )
         return 0
-    extra = {n: _type_name(m) for n, m in quantizable_layers(model).items()} if args.all else None
+    extra = {n: type_name(m) for n, m in quantizable_layers(model).items()} if args.all else None
     out.write(f"recipe {recipe.name!r} on {config}\n{format_table(plans, all_layers=extra)}\n")
     return 0

@@ -12,6 +12,7 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..api import is_prepared
 from .baselines.base import BuildContext, BuiltStudent, Method
 from .harness import Reference, score_student
 from .latency import NO_CUDA, cuda_available, median_seconds, ort_runner, paired, torch_encoder_runner
@@ -56,7 +57,7 @@ class _Timer:
 
 def _torch_runtime_model(model: nn.Module) -> tuple[nn.Module, str]:
     """The torch int8 model (``convert``) to time a prepared model, else the model itself."""
-    if getattr(model, "sam2_quant_state", None) is None:
+    if not is_prepared(model):
         return model, "torch CPU float"
     try:
         from ..convert import convert

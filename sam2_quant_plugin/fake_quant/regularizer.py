@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..numerics import bits_tensor_from_offset
+from ..torchao_adapter import WEIGHT_FQ
 from .learnable import LearnableBitFakeQuantize
 
 
@@ -61,6 +62,6 @@ def _tensor_size(model: nn.Module, fq_name: str) -> float:
     parent_name, _, attr = fq_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     weight = getattr(parent, "weight", None)
-    if attr == "weight_fake_quant" and isinstance(weight, torch.Tensor):
+    if attr == WEIGHT_FQ and isinstance(weight, torch.Tensor):
         return float(weight.numel())
     return 1.0

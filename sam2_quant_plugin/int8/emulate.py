@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..api import remove_input_hook
 from .kernels import PATHS, matmul_integer_to_float, quantize_linear
 from .safety import Int8Layer, int8_layers
 
@@ -41,7 +42,7 @@ def emulated(model: nn.Module, path: str = "avx2", *, only_risky: bool = True) -
         if only_risky and not spec.risky_pairs:
             continue
         layer = model.get_submodule(name)
-        layer._forward_pre_hooks.clear()  # the input quantizer is part of the emulated kernel
+        remove_input_hook(layer)  # the input quantizer is part of the emulated kernel
         layer.forward = types.MethodType(_int8_forward(spec, path), layer)
     return model
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..api import INPUT_FQ, quant_state
+from ..api import INPUT_FQ, WEIGHT_FQ, quant_state
 from ..errors import ConfigError, ExportError
 from ..fake_quant.frozen import FrozenFakeQuantize
 from ..numerics import quantize_to_int
@@ -54,7 +54,7 @@ def _kernel_layers(model: nn.Module) -> dict[str, tuple[nn.Module, np.ndarray]]:
     out: dict[str, tuple[nn.Module, np.ndarray]] = {}
     for name in state.plans:
         layer = model.get_submodule(name)
-        afq, wfq = getattr(layer, INPUT_FQ, None), getattr(layer, "weight_fake_quant", None)
+        afq, wfq = getattr(layer, INPUT_FQ, None), getattr(layer, WEIGHT_FQ, None)
         if not isinstance(layer, (nn.Linear, nn.Conv2d)) or afq is None or wfq is None:
             continue
         if afq.bits != 8 or afq.per_channel or wfq.bits > 8 or wfq.group_size or not wfq.symmetric:
@@ -74,7 +74,7 @@ def int8_layers(model: nn.Module) -> dict[str, Int8Layer]:
             continue
         # a frozen model (checked by _kernel_layers): its fake-quants are FrozenFakeQuantize
         afq = cast(FrozenFakeQuantize, layer.get_submodule(INPUT_FQ))
-        wfq = cast(FrozenFakeQuantize, layer.get_submodule("weight_fake_quant"))
+        wfq = cast(FrozenFakeQuantize, layer.get_submodule(WEIGHT_FQ))
         scale = wfq.scale.detach().float().reshape(-1)
         if scale.numel() == 1:
             scale = scale.expand(codes.shape[0])

@@ -8,12 +8,14 @@ Needs the ``onnx`` extras (``pip install sam2-quant-plugin[onnx]``): onnx, onnxr
 
 from .export import export_graph, export_module, ready_for_export
 from .fp16 import to_fp16
-from .lowering import WEIGHT_FORMATS, QuantRange, lower_weights, quant_ranges, weight_bytes
+from .lowering import WEIGHT_FORMATS, lower_weights
 from .parity import THRESHOLDS, check_parity, failed_checks
 from .pipeline import export_and_validate, export_bundle, read_manifest
+from .plan import PLAN_KEY, QuantRange, quant_ranges, read_plan, weight_bytes
 from .runtime import available_eps, make_session, missing_provider_message
 
 __all__ = [
+    "PLAN_KEY",
     "THRESHOLDS",
     "WEIGHT_FORMATS",
     "QuantRange",
@@ -30,6 +32,7 @@ __all__ = [
     "make_session",
     "missing_provider_message",
     "quant_ranges",
+    "read_plan",
     "ready_for_export",
     "weight_bytes",
 ]

@@ -20,15 +20,24 @@ import onnx
 import torch
 from torch import nn
 
-from ..api import INPUT_FQ, STATE_ATTR, _quantize_input, fake_quants, freeze
+from ..api import (
+    INPUT_FQ,
+    fake_quants,
+    freeze,
+    is_prepared,
+    quant_state_or_none,
+    quantizers,
+    remove_input_hook,
+)
 from ..errors import ExportError
 from ..fake_quant.frozen import FrozenFakeQuantize
 from ..int8.safety import UNSAFE_FIX, SaturationReport, check_target_cpu, saturation_report
 from ..io.atomic import atomic_write
 from ..models.adapter import GraphSpec
 from ..models.info import model_info
-from .lowering import WEIGHT_FORMATS, check_layers_present, lower_weights
+from .lowering import WEIGHT_FORMATS, lower_weights
 from .placement import record_input_ranks
+from .plan import PLAN_KEY, check_layers_present, lowered, plan_json, plan_scopes, record_scopes
 from .symbolic import lowbit_symbolics, no_mha_fastpath
 
 log = logging.getLogger(__name__)
@@ -43,7 +52,7 @@ def ready_for_export(model: nn.Module) -> nn.Module:
     Raises one :class:`ExportError` listing every quantizer that cannot be lowered (not frozen, or a range
     wider than 8 bits).
     """
-    state = getattr(model, STATE_ATTR, None)
+    state = quant_state_or_none(model)
     if state is not None and not state.frozen:
         log.info("model is prepared but not frozen: freezing a copy before export")
         model = freeze(model)
@@ -74,12 +83,8 @@ def _scope_input_quant(model: nn.Module) -> nn.Module:
     """
     model = copy.deepcopy(model)
     for mod in model.modules():
-        hooks = mod._forward_pre_hooks
-        ids = [k for k, h in hooks.items() if h is _quantize_input]
-        if not ids or not hasattr(mod, INPUT_FQ):
+        if not hasattr(mod, INPUT_FQ) or not remove_input_hook(mod):
             continue
-        for k in ids:
-            del hooks[k]
         mod.forward = types.MethodType(_forward_with_input_quant, mod)
     return model
 
@@ -94,7 +99,7 @@ def check_int8_target(model: nn.Module, target_cpu: str = "any") -> SaturationRe
     file's metadata, the whole report into a bundle's manifest.
     """
     check_target_cpu(target_cpu)
-    if getattr(model, STATE_ATTR, None) is None:
+    if not is_prepared(model):
         return None
     report = saturation_report(model)
     if report.safe:
@@ -139,7 +144,8 @@ def _trace(
     names: tuple[tuple[str, ...], tuple[str, ...]],
     dynamic_axes: dict[str, dict[int, str]],
     opset: int,
-) -> tuple[onnx.ModelProto, dict[str, int]]:
+) -> tuple[onnx.ModelProto, dict[str, int], dict[nn.Module, set[str]]]:
+    """The traced graph, its Linears' input ranks and the node scope(s) of each module it called."""
     buf = io.BytesIO()
     ts_opset = min(opset, MAX_TS_OPSET)
     with (
@@ -148,6 +154,7 @@ def _trace(
         no_mha_fastpath(),
         warnings.catch_warnings(),
         record_input_ranks(wrapper) as ranks,
+        record_scopes() as module_scopes,
     ):
         warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
         torch.onnx.export(
@@ -164,24 +171,26 @@ def _trace(
     proto = onnx.load_from_string(buf.getvalue())
     if opset > ts_opset:
         proto = onnx.version_converter.convert_version(proto, opset)
-    return proto, ranks
+    return proto, ranks, module_scopes
 
 
 def _finish(
-    traced: tuple[onnx.ModelProto, dict[str, int]],
+    traced: tuple[onnx.ModelProto, dict[str, int], dict[nn.Module, set[str]]],
     model: nn.Module,
     path: str | Path,
     roots: tuple[str, ...],
     weight_format: str,
     extra_meta: dict[str, str] | None = None,
 ) -> Path:
-    proto, ranks = traced
+    proto, ranks, module_scopes = traced
     path = _refuse_existing(path)
-    check_layers_present(proto, model, roots)
+    check_layers_present(proto, model, module_scopes, roots)
+    scopes = plan_scopes(quantizers(model).values(), module_scopes) if is_prepared(model) else {}
     proto, sizes = lower_weights(
-        proto, weight_format, {k.removeprefix("model."): v for k, v in ranks.items()}
+        proto, weight_format, scopes, {k.removeprefix("model."): v for k, v in ranks.items()}
     )
     meta = {
+        PLAN_KEY: plan_json(lowered(proto, scopes)),
         "sam2_quant.weights": model_info(model).weights,
         "sam2_quant.image_size": str(model_info(model).image_size or ""),
         "sam2_quant.weight_format": weight_format,

@@ -7,6 +7,13 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 
+def stored_bytes(tensor: TensorProto) -> int:
+    """Bytes an initializer takes in the file's tensor payload (packed sub-byte types count half a byte)."""
+    if tensor.raw_data:
+        return len(tensor.raw_data)
+    return len(tensor.SerializeToString())
+
+
 class Graph:
     """Helpers over ``proto.graph``, edited in place. Lookups are recomputed after each edit."""
 

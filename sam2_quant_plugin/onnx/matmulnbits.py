@@ -1,10 +1,11 @@
 """Weight-only low-bit MatMuls as onnxruntime's ``com.microsoft.MatMulNBits`` (CPU and CUDA EPs).
 
 Input: a graph whose weights were folded to ``W(int8 codes [K, N]) -> DequantizeLinear(axis=1) -> MatMul``.
-Each such MatMul becomes ``MatMulNBits(A, B_packed, scales)`` with ``bits`` 4 when the codes fit [-8, 7]
-(else 8), codes stored unsigned with the default zero point ``2^(bits-1)``, and the per-channel scale
-repeated over blocks of ``block_size`` along K (K is zero-padded to whole blocks). Per-group weights
-(``DQ(axis=0) -> Reshape -> Transpose``, see :func:`_source`) keep their own scale per block instead.
+Each such MatMul becomes ``MatMulNBits(A, B_packed, scales)`` with ``bits`` from the layer's plan (4 for a
+plan of <= 4 bits, 8 for 5..8 bits: the kernel's two widths, so 5..7-bit codes are stored in 8), codes stored
+unsigned with the default zero point ``2^(bits-1)``, and the per-channel scale repeated over blocks of
+``block_size`` along K (K is zero-padded to whole blocks). Per-group weights (``DQ(axis=0) -> Reshape ->
+Transpose``, see :func:`_source`) keep their own scale per block instead.
 Outputs are identical to the DequantizeLinear form; the file holds bits/8 bytes per weight plus one float
 scale per block.
 """
@@ -12,12 +13,15 @@ scale per block.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..api import QuantizerInfo
 from .graph import Graph
+from .plan import quantizer_of
 
 log = logging.getLogger(__name__)
 MS_DOMAIN = "com.microsoft"
@@ -37,16 +41,14 @@ def pack(codes: np.ndarray, bits: int, block_size: int) -> tuple[np.ndarray, int
 
 
 def _source(
-    g: Graph, mm: onnx.NodeProto, block_size: int
-) -> tuple[str, onnx.NodeProto, np.ndarray, np.ndarray, int] | None:
-    """(layer, weight DQ, codes [K, N], scales [N, n_blocks], block size) if ``mm`` reads folded codes.
+    g: Graph, mm: onnx.NodeProto, scopes: Mapping[str, QuantizerInfo], block_size: int
+) -> tuple[QuantizerInfo, onnx.NodeProto, np.ndarray, np.ndarray, int] | None:
+    """(weight quantizer, its DQ, codes [K, N], scales [N, n_blocks], block size) if ``mm`` reads codes.
 
     Two forms: per-channel ``DQ(axis=1, codes [K, N]) -> MatMul`` (the scale repeated per block of
     ``block_size``), and per-group ``DQ(axis=0, codes [N*K/g, g]) -> Reshape [N, K] -> Transpose -> MatMul``
     (one real scale per block, ``block_size = g``).
     """
-    from .lowering import layer_of
-
     src = g.producer(mm.input[1])
     transpose = reshape = None
     if src is not None and src.op_type == "Transpose" and list(src.attribute[0].ints) == [1, 0]:
@@ -54,11 +56,12 @@ def _source(
         if reshape is None or reshape.op_type != "Reshape":
             return None
         src = g.producer(reshape.input[0])
-    if src is None or src.op_type != "DequantizeLinear" or (key := layer_of(src.name)) is None:
+    plan = quantizer_of(src, scopes) if src is not None and src.op_type == "DequantizeLinear" else None
+    if src is None or plan is None or plan.kind != "weight" or not plan.signed:
         return None
     codes, scale = g.const(src.input[0]), g.const(src.input[1])
     axis = next((a.i for a in src.attribute if a.name == "axis"), 1)
-    if codes is None or codes.ndim != 2 or codes.dtype != np.int8 or key[1] != "weight":
+    if codes is None or codes.ndim != 2 or codes.dtype != np.int8:
         return None
     if any(len(g.consumers(n.output[0])) != 1 for n in (src, reshape, transpose) if n is not None):
         return None
@@ -68,26 +71,34 @@ def _source(
         n = codes.shape[1]
         n_blocks = -(-codes.shape[0] // block_size)
         scales = np.repeat(np.broadcast_to(scale.astype(np.float32), (n,)), n_blocks).reshape(n, n_blocks)
-        return key[0], src, codes, scales, block_size
+        return plan, src, codes, scales, block_size
     shape = g.const(reshape.input[1])
     if shape is None or len(shape) != 2 or axis != 0 or scale.size != codes.shape[0]:
         return None
     n, k = (int(d) for d in shape)
     group = codes.shape[1]
     scales = scale.astype(np.float32).reshape(n, k // group)
-    return key[0], src, codes.reshape(n, k).T, scales, group
+    return plan, src, codes.reshape(n, k).T, scales, group
 
 
-def to_matmulnbits(proto: onnx.ModelProto, block_size: int = 32) -> tuple[onnx.ModelProto, dict[str, int]]:
-    """Rewrite folded-weight MatMuls to MatMulNBits; returns the graph and packed bytes per layer."""
+def nbits_for(plan: QuantizerInfo) -> int:
+    """MatMulNBits' ``bits`` for a weight of ``plan.bits``: 4 up to 4 bits, else 8 (its two kernel widths)."""
+    return 4 if plan.bits <= 4 else 8
+
+
+def to_matmulnbits(
+    proto: onnx.ModelProto, scopes: Mapping[str, QuantizerInfo], block_size: int = 32
+) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """Rewrite folded-weight MatMuls of the plan's layers (``scopes``, :func:`.plan.plan_scopes`) to
+    MatMulNBits; returns the graph and packed bytes per layer."""
     g = Graph(proto)
     sizes: dict[str, int] = {}
     for mm in [n for n in proto.graph.node if n.op_type == "MatMul"]:
-        found = _source(g, mm, block_size)
+        found = _source(g, mm, scopes, block_size)
         if found is None:
             continue
-        name, dq, codes, scales, block = found
-        bits = 4 if codes.min() >= -8 and codes.max() <= 7 else 8
+        plan, dq, codes, scales, block = found
+        name, bits = plan.layer, nbits_for(plan)
         k, n = codes.shape
         packed, _ = pack(codes, bits, block)
         scales = np.ascontiguousarray(scales.reshape(-1))
@@ -104,7 +115,6 @@ def to_matmulnbits(proto: onnx.ModelProto, block_size: int = 32) -> tuple[onnx.M
             bits=bits,
             block_size=block,
         )
-        node.doc_string = dq.doc_string
         idx = list(proto.graph.node).index(mm)
         proto.graph.node.remove(mm)
         proto.graph.node.insert(idx, node)

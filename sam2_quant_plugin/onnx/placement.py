@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import onnx
 from onnx import numpy_helper
 from torch import nn
 
+from ..api import QuantizerInfo
 from .graph import Graph
+from .plan import quantizer_of
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +42,21 @@ def record_input_ranks(model: nn.Module) -> Iterator[dict[str, int]]:
             h.remove()
 
 
-def keep_bias_apart(proto: onnx.ModelProto, input_ranks: dict[str, int]) -> int:
+def keep_bias_apart(
+    proto: onnx.ModelProto, scopes: Mapping[str, QuantizerInfo], input_ranks: dict[str, int]
+) -> int:
     """Reshape 1-D bias constants of ``DQ-weight MatMul -> Add`` to ``[1, N]``; returns layers changed.
 
-    ``input_ranks`` (layer -> rank of its input, from :func:`record_input_ranks`) guards the reshape:
-    only layers whose input has rank >= 2 are changed, so output shapes stay the same.
+    ``scopes`` (:func:`.plan.plan_scopes`) names the weight DQ nodes; ``input_ranks`` (layer -> rank of
+    its input, from :func:`record_input_ranks`) guards the reshape: only layers whose input has rank >= 2
+    are changed, so output shapes stay the same.
     """
-    from .lowering import layer_of
-
     g = Graph(proto)
     changed = 0
     for mm in [n for n in proto.graph.node if n.op_type == "MatMul"]:
         dq = g.producer(mm.input[1])
-        if dq is None or dq.op_type != "DequantizeLinear" or (key := layer_of(dq.name)) is None:
-            continue
-        if input_ranks.get(key[0].removeprefix("model."), 0) < 2:
+        plan = quantizer_of(dq, scopes) if dq is not None and dq.op_type == "DequantizeLinear" else None
+        if plan is None or plan.kind != "weight" or input_ranks.get(plan.layer, 0) < 2:
             continue
         users = g.consumers(mm.output[0])
         if len(users) != 1 or users[0].op_type != "Add":

@@ -56,7 +56,8 @@ def quantizable_layers(model: nn.Module) -> dict[str, nn.Linear | nn.Conv2d]:
     return {n: m for n, m in model.named_modules() if isinstance(m, kinds) and n}
 
 
-def _type_name(m: nn.Module) -> str:
+def type_name(m: nn.Module) -> str:
+    """The recipe type name of a layer (``Linear``/``Conv2d``, QAT versions included), else its class name."""
     for name, cls in QUANTIZABLE_TYPES.items():
         if isinstance(m, cls):
             return name
@@ -98,7 +99,7 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
     plans: dict[str, LayerPlan] = {}
     exact = {r.match: r for r in by_kind["exact"]}
     for name, mod in layers.items():
-        tname = _type_name(mod)
+        tname = type_name(mod)
         found = exact.get(name)
         if found is None:
             found = next((r for r, rx in compiled if rx.fullmatch(name)), None)

@@ -1,4 +1,4 @@
-"""Per-layer bits survive export: ranges read back from the graph, int8/int4 folding, ORT parity (fast)."""
+"""Per-layer bits survive export: ranges read from the file's plan, int8/int4 folding, ORT parity (fast)."""
 
 from __future__ import annotations
 

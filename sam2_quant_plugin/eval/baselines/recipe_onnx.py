@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ...api import quant_state
 from ...int8.host import host_int8_path
 from ...int8.safety import saturation_report
 from ...recipe import Recipe
@@ -35,7 +36,7 @@ class RecipeOnnxMethod(Method):
 
         torch_row = self._torch.make_student(ctx)  # prepare + calibrate + freeze
         frozen = torch_row.model
-        plans = frozen.sam2_quant_state.plans.values()
+        plans = quant_state(frozen).plans.values()
         low = min((p.weight_bits or 8) for p in plans)
         fmt, opset = ("int4", 21) if low <= 4 else ("int8", 17)
         if any(p.weight is not None and p.weight.group_size for p in plans):

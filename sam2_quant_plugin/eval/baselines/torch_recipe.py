@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ...api import freeze, prepare_qat, quant_state, weight_bits_summary
+from ...api import freeze, prepare_qat, quant_state, quantizers, weight_bits_summary
 from ...calibrate import calibrate
 from ...recipe import LayerRule, Recipe, activation_spec, load_recipe, weight_spec
 from .base import BuildContext, BuiltStudent, Method, float_param_bytes
@@ -37,13 +37,11 @@ def uniform_recipe(w_bits: int, a_bits: int | None = 8) -> Recipe:
 def packed_encoder_bytes(model: nn.Module) -> int:
     """Image encoder size if stored packed: quantized weights at their bits, every other tensor float32."""
     total = float_param_bytes(model.image_encoder)
-    state = quant_state(model)
-    for name in state.plans:
-        mod = model.get_submodule(name)
-        fq = getattr(mod, "weight_fake_quant", None)
-        if fq is not None and name.startswith("image_encoder."):
-            total -= mod.weight.numel() * mod.weight.element_size()
-            total += mod.weight.numel() * fq.bits / 8
+    for (name, kind), q in quantizers(model).items():
+        if kind == "weight" and name.startswith("image_encoder."):
+            weight = model.get_submodule(name).weight
+            total -= weight.numel() * weight.element_size()
+            total += weight.numel() * q.bits / 8
     return int(total)
 
 
