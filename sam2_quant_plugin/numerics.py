@@ -16,7 +16,7 @@ MIN_BITS = 2
 MAX_BITS = 8
 # How weight codes are counted on disk: "packed" = exactly their width (ideal bit packing, the package's
 # size estimate); "onnx" = what the exporter's int4 format writes (INT4 for widths <= 4, int8 above).
-STORAGE_MODES = ("packed", "onnx")
+STORAGE_MODES = ("packed", "onnx", "nbits")
 
 
 def check_bits(bits: int, *, what: str = "bits", lo: int = MIN_BITS, hi: int = MAX_BITS) -> int:
@@ -33,8 +33,10 @@ def storage_bits(bits: int, storage: str = "packed") -> int:
     """Bits one weight code of width ``bits`` occupies when stored the ``storage`` way (see STORAGE_MODES)."""
     if storage == "packed":
         return int(bits)
-    if storage == "onnx":
+    if storage == "onnx":  # INT4 (opset 21) up to 4 bits, int8 above
         return 4 if bits <= 4 else 8
+    if storage == "nbits":  # MatMulNBits' kernel widths 2, 4, 8
+        return 2 if bits <= 2 else 4 if bits <= 4 else 8
     raise ValueError(f"storage={storage!r} is unknown; use one of {STORAGE_MODES}")
 
 

@@ -139,9 +139,9 @@ class CDPQConfig:
                 f"target_avg_bits={self.target_avg_bits} is below the lowest rung of ladder {lad}, so it can "
                 f"never be met. Fix: ask for at least {min(lad)} bits, or add a lower rung to the ladder."
             )
-        if self.target_bytes is not None and self.storage == "onnx" and min(lad) > 4:
+        if self.target_bytes is not None and self.storage in ("onnx", "nbits") and min(lad) > 4:
             raise ConfigError(
-                f"target_bytes with storage='onnx' and ladder {lad}: the export stores every width above 4 "
+                f"target_bytes with storage={self.storage!r} and ladder {lad}: the export stores every width above 4 "
                 "bits as int8, so no step on this ladder saves a byte and the budget cannot be met. Fix: "
                 "add 4 (or lower) to the ladder, or count packed bits with storage='packed'."
             )

@@ -25,6 +25,7 @@ PROFILE_KEYS = {
     "image_size",
     "multimask",
     "target_cpu",
+    "nbits_widths",
     "description",
 }
 DEFAULTS = {
@@ -34,6 +35,7 @@ DEFAULTS = {
     "image_size": 1024,
     "multimask": False,
     "target_cpu": "any",
+    "nbits_widths": [2, 4, 8],
 }
 FORMAT_HELP = (
     "how quantized weights are stored. int8 (default): integer initializers -> DequantizeLinear, fused "
@@ -68,6 +70,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "saturate int16 on CPUs without VNNI (AVX2, AVX-512 without VNNI); vnni: allow them, for files that "
         "only run on AVX512-VNNI / AVX-VNNI CPUs (a warning and the manifest say so)",
     )
+    p.add_argument(
+        "--nbits-widths",
+        type=int,
+        nargs="+",
+        default=None,
+        help="matmulnbits: the MatMulNBits widths the runtime has (default 2 4 8: onnxruntime's CPU EP; a "
+        "layer takes the smallest that holds it, so 3-bit layers take 4). Pass 4 8 for a runtime without "
+        "2-bit kernels",
+    )
     p.add_argument("--fp16", action="store_true", default=None, help="also write fp16 graphs (float export)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (int4 needs 21)")
     p.add_argument("--multimask", action="store_true", default=None, help="decoder returns 3 masks")
@@ -101,6 +112,9 @@ def resolve_options(args: argparse.Namespace) -> dict[str, object]:
     for key in ("recipe", *DEFAULTS):
         v = getattr(args, key)
         opts[key] = v if v is not None else profile.get(key, DEFAULTS.get(key))
+    widths = opts["nbits_widths"]
+    if not isinstance(widths, (list, tuple)) or not all(isinstance(b, int) for b in widths):
+        raise ExportError(f"nbits_widths must be a list of bit widths such as [2, 4, 8], got {widths!r}")
     return opts
 
 
@@ -135,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         fp16=bool(opts["fp16"]),
         multimask=bool(opts["multimask"]),
         target_cpu=str(opts["target_cpu"]),
+        nbits_widths=tuple(int(b) for b in opts["nbits_widths"]),  # type: ignore[attr-defined]
     )
     for key, size in manifest["bytes"].items():  # type: ignore[union-attr]
         log.info("%-13s %8.2f MB  %s", key, size / 1e6, Path(args.out) / manifest["files"][key])  # type: ignore[index]

@@ -72,11 +72,13 @@ _FIELDS: dict[str, tuple[Any, bool]] = {
     "recipe": ((str, type(None)), False),
     "recipe_spec": ((dict, type(None)), False),
     "weight_format": (str, True),
+    "nbits_widths": (list, False),  # MatMulNBits kernel widths the file uses (weight_format matmulnbits)
     "opset": (int, True),
     "multimask": (bool, False),
     "files": (dict, True),
     "bytes": (dict, False),
     "weight_bytes_per_layer": (dict, False),
+    "stored_bits_per_layer": (dict, False),
     "calibration": ((dict, type(None)), False),
     "target_cpu": (str, False),  # "any" | "vnni": the CPUs whose int8 kernels the file is right on
     "int8_saturation": (dict, False),  # per fused int8 layer, weight pairs that can saturate on AVX2

@@ -14,6 +14,7 @@ import json
 import logging
 import types
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import onnx
@@ -36,6 +37,7 @@ from ..io.atomic import atomic_write
 from ..models.adapter import GraphSpec
 from ..models.info import model_info
 from .lowering import WEIGHT_FORMATS, lower_weights
+from .matmulnbits import NBITS_WIDTHS, check_widths, stored_widths
 from .placement import record_input_ranks
 from .plan import PLAN_KEY, check_layers_present, lowered, plan_json, plan_scopes, record_scopes
 from .symbolic import lowbit_symbolics, no_mha_fastpath
@@ -181,14 +183,29 @@ def _finish(
     roots: tuple[str, ...],
     weight_format: str,
     extra_meta: dict[str, str] | None = None,
+    nbits_widths: Sequence[int] = NBITS_WIDTHS,
 ) -> Path:
     proto, ranks, module_scopes = traced
     path = _refuse_existing(path)
     check_layers_present(proto, model, module_scopes, roots)
     scopes = plan_scopes(quantizers(model).values(), module_scopes) if is_prepared(model) else {}
-    proto, sizes = lower_weights(
-        proto, weight_format, scopes, {k.removeprefix("model."): v for k, v in ranks.items()}
-    )
+    ranks = {k.removeprefix("model."): v for k, v in ranks.items()}
+    proto, sizes = lower_weights(proto, weight_format, scopes, ranks, nbits_widths)
+    stored = stored_widths(proto)
+    if stored:
+        extra_meta = {**(extra_meta or {}), "sam2_quant.stored_bits": json.dumps(stored)}
+        wider = {
+            q.layer: (q.bits, stored[q.layer])
+            for q in quantizers(model).values()
+            if stored.get(q.layer, 0) > q.bits
+        }
+        if wider:
+            log.info(
+                "%d layer(s) stored wider than their bits (MatMulNBits has kernels of %s bits only): %s",
+                len(wider),
+                "/".join(map(str, nbits_widths)),
+                ", ".join(f"{k} {b}->{s}" for k, (b, s) in list(wider.items())[:6]),
+            )
     meta = {
         PLAN_KEY: plan_json(lowered(proto, scopes)),
         "sam2_quant.weights": model_info(model).weights,
@@ -212,11 +229,14 @@ def export_graph(
     opset: int = 17,
     weight_format: str = "int8",
     target_cpu: str = "any",
+    nbits_widths: Sequence[int] = NBITS_WIDTHS,
 ) -> Path:
     """Freeze-then-lower one graph: check options, refuse to overwrite, freeze a copy, trace
     ``spec.wrap(model)`` on ``spec.example(model)``, lower the weights, check every quantized layer under
-    ``spec.roots``, write atomically. Model families describe their graphs as :class:`GraphSpec`."""
+    ``spec.roots``, write atomically. Model families describe their graphs as :class:`GraphSpec`.
+    ``nbits_widths``: the MatMulNBits kernel widths the runtime has (weight format 'matmulnbits')."""
     check_export_options(opset, weight_format)
+    nbits_widths = check_widths(nbits_widths)
     _refuse_existing(path)
     if spec.check is not None:
         spec.check(model)
@@ -228,7 +248,9 @@ def export_graph(
     axes = {k: dict(v) for k, v in spec.axes.items()}
     traced = _trace(wrapper, ex, names, axes, opset)
     meta = {"sam2_quant.target_cpu": target_cpu, "sam2_quant.int8_saturation": int8_note}
-    return _finish(traced, model, path, spec.roots, weight_format, meta)
+    if weight_format == "matmulnbits":
+        meta["sam2_quant.nbits_widths"] = json.dumps(list(nbits_widths))
+    return _finish(traced, model, path, spec.roots, weight_format, meta, nbits_widths)
 
 
 def export_module(
@@ -242,6 +264,7 @@ def export_module(
     opset: int = 17,
     weight_format: str = "int8",
     target_cpu: str = "any",
+    nbits_widths: Sequence[int] = NBITS_WIDTHS,
 ) -> Path:
     """Export any (float, prepared or frozen) module whose ``forward`` takes ``example``; same lowering."""
     spec = GraphSpec(
@@ -250,4 +273,10 @@ def export_module(
         names=(input_names, output_names),
         axes=dynamic_axes or {},
     )
-    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
+    kw = {
+        "opset": opset,
+        "weight_format": weight_format,
+        "target_cpu": target_cpu,
+        "nbits_widths": nbits_widths,
+    }
+    return export_graph(model, path, spec, **kw)  # type: ignore[arg-type]

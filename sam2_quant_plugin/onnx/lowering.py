@@ -11,7 +11,7 @@ range (Clip bounds, code type) is only checked against it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import ml_dtypes
 import numpy as np
@@ -53,15 +53,16 @@ def lower_weights(
     weight_format: str,
     scopes: Mapping[str, QuantizerInfo],
     input_ranks: dict[str, int] | None = None,
+    nbits_widths: Sequence[int] = (2, 4, 8),
 ) -> tuple[onnx.ModelProto, dict[str, int]]:
     """Fold the weight Q->[Clip]->DQ chains of the plan's quantizers; returns the graph and bytes per layer.
 
-    ``scopes`` (:func:`.plan.plan_scopes`) says which nodes belong to which quantizer. 'qdq' leaves the
-    float weights; 'int8' stores codes as int8/uint8; 'int4' stores ranges that fit [-8, 7] as INT4 (opset
-    21) and the rest as int8; 'matmulnbits' folds as int8 then rewrites MatMul weights to com.microsoft
-    MatMulNBits (see :mod:`.matmulnbits`). ``input_ranks`` (Linear layer -> input rank, recorded while
-    tracing) enables :func:`.placement.keep_bias_apart`. Raises :class:`ExportError` where the graph's
-    range disagrees with the plan's.
+    ``scopes`` (:func:`.plan.plan_scopes`) says which nodes belong to which quantizer. 'qdq' leaves the float
+    weights; 'int8' stores codes as int8/uint8; 'int4' stores ranges that fit [-8, 7] as INT4 (opset 21) and
+    the rest as int8; 'matmulnbits' folds as int8 then rewrites MatMul weights to com.microsoft MatMulNBits of
+    the ``nbits_widths`` allowed (see :mod:`.matmulnbits`). ``input_ranks`` (Linear layer -> input rank,
+    recorded while tracing) enables :func:`.placement.keep_bias_apart`. Raises :class:`ExportError` where the
+    graph's range disagrees with the plan's.
     """
     if weight_format not in WEIGHT_FORMATS:
         raise ExportError(f"weight_format={weight_format!r} is unknown; use one of {WEIGHT_FORMATS}")
@@ -104,7 +105,7 @@ def lower_weights(
     if weight_format == "matmulnbits":
         from .matmulnbits import to_matmulnbits
 
-        proto, nbits_sizes = to_matmulnbits(proto, scopes)
+        proto, nbits_sizes = to_matmulnbits(proto, scopes, widths=nbits_widths)
         sizes.update(nbits_sizes)
     log.info("folded %d weight(s) into %s initializers", len(sizes), weight_format)
     return proto, sizes

@@ -1,30 +1,33 @@
 """Weight-only low-bit MatMuls as onnxruntime's ``com.microsoft.MatMulNBits`` (CPU and CUDA EPs).
 
 Input: a graph whose weights were folded to ``W(int8 codes [K, N]) -> DequantizeLinear(axis=1) -> MatMul``.
-Each such MatMul becomes ``MatMulNBits(A, B_packed, scales)`` with ``bits`` from the layer's plan (4 for a
-plan of <= 4 bits, 8 for 5..8 bits: the kernel's two widths, so 5..7-bit codes are stored in 8), codes stored
-unsigned with the default zero point ``2^(bits-1)``, and the per-channel scale repeated over blocks of
-``block_size`` along K (K is zero-padded to whole blocks). Per-group weights (``DQ(axis=0) -> Reshape ->
-Transpose``, see :func:`_source`) keep their own scale per block instead.
-Outputs are identical to the DequantizeLinear form; the file holds bits/8 bytes per weight plus one float
-scale per block.
+Each such MatMul becomes ``MatMulNBits(A, B_packed, scales)`` with ``bits`` the smallest kernel width that
+holds the layer's plan (``widths``, default 2, 4 and 8: a 2-bit layer takes 2 bits, 3 and 4 take 4, 5..8 take
+8, since the kernel has no 3, 5, 6 or 7), codes stored unsigned with the default zero point ``2^(bits-1)``,
+and the per-channel scale repeated over blocks of ``block_size`` along K (K is zero-padded to whole blocks).
+Per-group weights (``DQ(axis=0) -> Reshape -> Transpose``, see :func:`_source`) keep their own scale per block
+instead. Outputs are identical to the DequantizeLinear form; the file holds bits/8 bytes per weight plus one
+float scale per block.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from ..api import QuantizerInfo
+from ..errors import ExportError
 from .graph import Graph
 from .plan import quantizer_of
 
 log = logging.getLogger(__name__)
 MS_DOMAIN = "com.microsoft"
+#: MatMulNBits' kernel widths (onnxruntime 1.32 CPU EP: 2, 4, 8; pass (4, 8) for a runtime without 2-bit)
+NBITS_WIDTHS = (2, 4, 8)
 
 
 def pack(codes: np.ndarray, bits: int, block_size: int) -> tuple[np.ndarray, int]:
@@ -35,8 +38,10 @@ def pack(codes: np.ndarray, bits: int, block_size: int) -> tuple[np.ndarray, int
     u = np.full((n_blocks * block_size, n), zp, dtype=np.uint8)
     u[:k] = (codes.astype(np.int16) + zp).astype(np.uint8)
     u = u.T.reshape(n, n_blocks, block_size)
-    if bits == 4:
-        u = (u[..., 0::2] | (u[..., 1::2] << 4)).astype(np.uint8)
+    if bits < 8:  # 8 // bits codes per byte, the first in the low bits (little-endian along K)
+        per = 8 // bits
+        u = u.reshape(n, n_blocks, block_size // per, per).astype(np.uint16)
+        u = sum(u[..., i] << (bits * i) for i in range(per)).astype(np.uint8)
     return np.ascontiguousarray(u), n_blocks
 
 
@@ -81,16 +86,42 @@ def _source(
     return plan, src, codes.reshape(n, k).T, scales, group
 
 
-def nbits_for(plan: QuantizerInfo) -> int:
-    """MatMulNBits' ``bits`` for a weight of ``plan.bits``: 4 up to 4 bits, else 8 (its two kernel widths)."""
-    return 4 if plan.bits <= 4 else 8
+def check_widths(widths: Sequence[int]) -> tuple[int, ...]:
+    """``widths`` sorted, each one of MatMulNBits' kernel widths (2, 4, 8), 8 included."""
+    out = tuple(sorted({int(w) for w in widths}))
+    if not out or any(w not in NBITS_WIDTHS for w in out) or 8 not in out:
+        raise ExportError(
+            f"MatMulNBits widths {tuple(widths)}: each must be one of {NBITS_WIDTHS} and 8 must be among "
+            "them. Fix: e.g. --nbits-widths 2 4 8 (onnxruntime CPU EP) or 4 8"
+        )
+    return out
+
+
+def nbits_for(plan: QuantizerInfo, widths: Sequence[int] = NBITS_WIDTHS) -> int:
+    """MatMulNBits' ``bits`` for a ``plan.bits`` weight: the smallest allowed kernel width that holds it."""
+    return min(w for w in widths if w >= plan.bits)
+
+
+def stored_widths(proto: onnx.ModelProto) -> dict[str, int]:
+    """Layer -> the ``bits`` its MatMulNBits node stores codes in (the layer named by its packed weight)."""
+    out = {}
+    for node in proto.graph.node:
+        if node.op_type == "MatMulNBits" and node.input[1].endswith(".weight_nbits"):
+            out[node.input[1].removesuffix(".weight_nbits")] = next(
+                a.i for a in node.attribute if a.name == "bits"
+            )
+    return out
 
 
 def to_matmulnbits(
-    proto: onnx.ModelProto, scopes: Mapping[str, QuantizerInfo], block_size: int = 32
+    proto: onnx.ModelProto,
+    scopes: Mapping[str, QuantizerInfo],
+    block_size: int = 32,
+    widths: Sequence[int] = NBITS_WIDTHS,
 ) -> tuple[onnx.ModelProto, dict[str, int]]:
     """Rewrite folded-weight MatMuls of the plan's layers (``scopes``, :func:`.plan.plan_scopes`) to
-    MatMulNBits; returns the graph and packed bytes per layer."""
+    MatMulNBits of the ``widths`` allowed; returns the graph and packed bytes per layer."""
+    widths = check_widths(widths)
     g = Graph(proto)
     sizes: dict[str, int] = {}
     for mm in [n for n in proto.graph.node if n.op_type == "MatMul"]:
@@ -98,7 +129,7 @@ def to_matmulnbits(
         if found is None:
             continue
         plan, dq, codes, scales, block = found
-        name, bits = plan.layer, nbits_for(plan)
+        name, bits = plan.layer, nbits_for(plan, widths)
         k, n = codes.shape
         packed, _ = pack(codes, bits, block)
         scales = np.ascontiguousarray(scales.reshape(-1))

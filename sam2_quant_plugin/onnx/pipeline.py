@@ -24,6 +24,7 @@ from ..io.staging import staged_output
 from ..models.registry import adapter_for
 from .export import FLOAT_INT8_NOTE, check_int8_target, export_graph, ready_for_export
 from .fp16 import to_fp16
+from .matmulnbits import NBITS_WIDTHS, check_widths
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -40,6 +41,7 @@ def export_bundle(
     fp16: bool = False,
     multimask: bool = False,
     target_cpu: str = "any",
+    nbits_widths: Sequence[int] = NBITS_WIDTHS,
 ) -> dict[str, object]:
     """Export the model family's graphs into ``out_dir`` (must not hold a bundle yet); returns the manifest.
 
@@ -69,7 +71,12 @@ def export_bundle(
     adapter = adapter_for(model)
     info = adapter.info(model)
     specs = adapter.graphs(model, image_size=image_size, multimask=multimask)
-    kw = {"opset": opset, "weight_format": weight_format, "target_cpu": target_cpu}
+    kw = {
+        "opset": opset,
+        "weight_format": weight_format,
+        "target_cpu": target_cpu,
+        "nbits_widths": nbits_widths,
+    }
     files = {name: export_graph(model, out / f"{name}.onnx", spec, **kw) for name, spec in specs.items()}  # type: ignore[arg-type]
     if fp16:  # float or weight-only graphs (checked above, before anything was written)
         for name in list(specs):
@@ -86,12 +93,17 @@ def export_bundle(
         # the full recipe, so `validate` can rebuild the reference from any recipe file, shipped or not
         "recipe_spec": state.recipe.to_dict() if state is not None else None,
         "weight_format": weight_format,
+        **({"nbits_widths": list(check_widths(nbits_widths))} if weight_format == "matmulnbits" else {}),
         "opset": opset,
         "multimask": multimask,
         "files": {k: p.name for k, p in files.items()},
         "bytes": {k: p.stat().st_size for k, p in files.items()},
         "weight_bytes_per_layer": {
             k: json.loads(_meta(p).get("sam2_quant.weight_bytes", "{}")) for k, p in files.items()
+        },
+        # MatMulNBits only: the width each layer's codes are stored in (3-bit layers take 4: no 3-bit kernel)
+        "stored_bits_per_layer": {
+            k: json.loads(meta) for k, p in files.items() if (meta := _meta(p).get("sam2_quant.stored_bits"))
         },
         "target_cpu": target_cpu,
         "int8_saturation": _saturation_record(int8_report),

@@ -100,6 +100,7 @@ def test_cuda_profile_with_a_recipe_file_validates(tmp_path) -> None:  # type: i
     assert main(args) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["recipe"] == "my-searched-recipe"
+    assert manifest["nbits_widths"] == [4, 8]  # the CUDA profile: 2-bit CUDA kernels not verified yet
     assert set(manifest["files"]) == {"encoder", "decoder", "encoder_fp16", "decoder_fp16"}
     img = str(bundled_images()[0])
     assert (
@@ -111,3 +112,23 @@ def test_cuda_profile_with_a_recipe_file_validates(tmp_path) -> None:  # type: i
     report = json.loads((out / "report.json").read_text())
     assert report["passed"] is True
     assert report["parity"]["fp16"]["embed_cosine"] > 0.999
+
+
+def test_nbits_widths_flag_wins_over_the_profile_and_is_checked(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import argparse
+
+    from sam2_quant_plugin.cli import export_cmd
+    from sam2_quant_plugin.errors import ExportError
+
+    p = argparse.ArgumentParser()
+    export_cmd.add_arguments(p)
+    base = ["--out", str(tmp_path / "o"), "--profile", "cuda_int4_fp16"]
+    assert export_cmd.resolve_options(p.parse_args(base))["nbits_widths"] == [4, 8]
+    assert export_cmd.resolve_options(p.parse_args([*base, "--nbits-widths", "2", "4", "8"]))[
+        "nbits_widths"
+    ] == [2, 4, 8]
+    assert export_cmd.resolve_options(p.parse_args(["--out", "x"]))["nbits_widths"] == [2, 4, 8]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("weight_format: matmulnbits\nnbits_widths: four\n")
+    with pytest.raises(ExportError, match="nbits_widths must be a list"):
+        export_cmd.resolve_options(p.parse_args(["--out", "x", "--profile", str(bad)]))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -25,6 +28,10 @@ def mixed() -> torch.nn.Module:
 
 def _export(model: torch.nn.Module, path, **kw):  # type: ignore[no-untyped-def]
     return export_module(model, (example(),), path, input_names=("x",), output_names=("y",), **kw)
+
+
+def _meta(path: Path) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
 
 
 def _ort_vs_torch(model: torch.nn.Module, path, optimization: str) -> float:  # type: ignore[no-untyped-def]
@@ -124,6 +131,39 @@ def test_matmulnbits_weight_only_matches_torch(mixed, tmp_path) -> None:  # type
     nbits = {n.name.split("/")[1]: n for n in proto.graph.node if n.op_type == "MatMulNBits"}
     assert set(nbits) == {"fc1", "fc2", "head"}  # every Linear; the conv stays DequantizeLinear
     bits = {k: next(a.i for a in n.attribute if a.name == "bits") for k, n in nbits.items()}
-    assert bits == {"fc1": 8, "fc2": 4, "head": 4}
+    assert bits == {"fc1": 8, "fc2": 4, "head": 2}  # 6 -> 8, 4 -> 4, 2 -> 2 (the kernel's widths)
     assert quant_ranges(proto)[("fc2", "weight")].bits == 4  # ranges still readable
     assert _ort_vs_torch(mixed, path, "disable") < 1e-4
+    assert _ort_vs_torch(mixed, path, "all") < 1e-4
+
+
+def test_matmulnbits_2bit_layers_take_2_bits_unless_the_runtime_lacks_them(mixed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    two = _export(mixed, tmp_path / "two.onnx", weight_format="matmulnbits")
+    four = _export(mixed, tmp_path / "four.onnx", weight_format="matmulnbits", nbits_widths=(4, 8))
+    sizes = {p: json.loads(_meta(p)["sam2_quant.weight_bytes"]) for p in (two, four)}
+    head = mixed.get_submodule("head").weight
+    n, k = head.shape
+    blocks = -(-k // 32)
+    assert sizes[two]["head"] == n * blocks * 32 * 2 // 8 + n * blocks * 4  # 2-bit codes + fp32 block scales
+    assert sizes[four]["head"] == n * blocks * 32 * 4 // 8 + n * blocks * 4
+    assert json.loads(_meta(four)["sam2_quant.nbits_widths"]) == [4, 8]
+    assert json.loads(_meta(two)["sam2_quant.stored_bits"]) == {"fc1": 8, "fc2": 4, "head": 2}
+    assert json.loads(_meta(four)["sam2_quant.stored_bits"])["head"] == 4
+    assert _ort_vs_torch(mixed, four, "all") < 1e-4
+    with pytest.raises(ExportError, match="8 must be among them"):
+        _export(mixed, tmp_path / "bad.onnx", weight_format="matmulnbits", nbits_widths=(2, 4))
+
+
+def test_pack_2_and_4_bits_little_endian_along_k() -> None:
+    from sam2_quant_plugin.onnx.matmulnbits import pack
+
+    codes = np.array([[-2, 1, 0, -1, 1, 1, -2, 0]], dtype=np.int8).T  # K=8, N=1, 2-bit signed
+    packed, n_blocks = pack(codes, 2, 8)
+    u = codes[:, 0].astype(int) + 2  # zero point 2
+    assert n_blocks == 1
+    assert packed.tolist() == [
+        [[u[0] | u[1] << 2 | u[2] << 4 | u[3] << 6, u[4] | u[5] << 2 | u[6] << 4 | u[7] << 6]]
+    ]
+    packed4, _ = pack(codes, 4, 8)
+    u4 = codes[:, 0].astype(int) + 8
+    assert packed4.tolist() == [[[int(u4[i] | u4[i + 1] << 4) for i in range(0, 8, 2)]]]

@@ -187,7 +187,7 @@ def test_matmulnbits_bits_come_from_the_plan(mixed, tmp_path) -> None:  # type: 
         for n in proto.graph.node
         if n.op_type == "MatMulNBits"
     }
-    assert bits == {"fc1": 8, "fc2": 8, "head": 4}
+    assert bits == {"fc1": 8, "fc2": 8, "head": 2}
 
 
 def test_lowering_refuses_a_graph_that_disagrees_with_the_plan(mixed, tmp_path) -> None:  # type: ignore[no-untyped-def]
