@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import onnxruntime as ort
 import torch
 from torch import Tensor, nn
+
+from ..onnx.runtime import make_session, missing_provider_message, set_default_threads
 
 log = logging.getLogger(__name__)
 
 NO_CUDA = "n/a (no CUDA EP)"
-_THREADS = {"n": 0}
 
 
 def set_threads(n: int) -> None:
@@ -23,13 +23,9 @@ def set_threads(n: int) -> None:
 
     On a host shared with other jobs, 1 thread is both faster and far more stable than oversubscribing.
     """
-    _THREADS["n"] = max(0, int(n))
+    set_default_threads(n)
     if n > 0:
         torch.set_num_threads(n)
-
-
-def ort_threads() -> int:
-    return _THREADS["n"]
 
 
 def median_seconds(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> float:
@@ -78,13 +74,12 @@ def torch_encoder_runner(model: nn.Module, x: Tensor) -> Callable[[], object]:
 
 
 def cuda_available() -> bool:
-    return "CUDAExecutionProvider" in ort.get_available_providers()
+    return missing_provider_message("cuda") is None
 
 
 def ort_runner(path: str | Path, x: Tensor, provider: str, *, optimize: bool = True) -> Callable[[], object]:
-    """One session run of an encoder ONNX file on ``provider`` (``optimize=False``: ORT_DISABLE_ALL)."""
-    from .baselines.onnx_encoder import make_session
-
-    sess = make_session(path, provider=provider, optimize=optimize)
+    """One session run of an encoder ONNX file on ``provider`` ('cpu' | 'cuda'; ``optimize=False``:
+    ORT_DISABLE_ALL)."""
+    sess = make_session(path, provider, optimization="all" if optimize else "disable")
     feed = {sess.get_inputs()[0].name: x.numpy()}
     return lambda: sess.run(None, feed)
