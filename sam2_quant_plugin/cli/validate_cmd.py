@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..onnx.parity import failed_checks, pipeline_parity
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
-    from ..onnx.timing import environment, time_graph
+    from ..onnx.timing import environment, time_interleaved
     from ..sam2.preprocess import bundled_images, list_images, load_image
 
     d = Path(args.onnx_dir)
@@ -78,11 +78,8 @@ def run(args: argparse.Namespace) -> int:
     report["missing_providers"] = [m for p in PROVIDERS if (m := missing_provider_message(p))]
     for msg in report["missing_providers"]:
         log.warning("%s: latency is reported for the available providers only", msg)
-    report["latency_ms"] = {
-        ep: {
-            k: time_graph(p, size, provider=ep, threads=args.threads, repeats=args.repeats)
-            for k, p in files.items()
-        }
+    report["latency_ms"] = {  # the bundle's graphs timed round-robin, as bench times its variants
+        ep: time_interleaved(files, size, provider=ep, threads=args.threads, repeats=args.repeats, warmup=3)
         for ep in available_eps()
     }
     ref = _reference(manifest, args.checkpoint, calib)

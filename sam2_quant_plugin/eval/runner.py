@@ -12,9 +12,10 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..timer import median_seconds, paired
 from .baselines.base import BuildContext, BuiltStudent, Method
 from .harness import Reference, score_student
-from .latency import NO_CUDA, cuda_available, median_seconds, ort_runner, paired, torch_encoder_runner
+from .latency import NO_CUDA, cuda_available, ort_runner, torch_encoder_runner
 from .video import VideoReference, score_video
 
 log = logging.getLogger(__name__)
