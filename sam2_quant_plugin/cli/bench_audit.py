@@ -17,8 +17,8 @@ MAX_LISTED = 16
 
 
 def reference_of(row: dict) -> str:  # type: ignore[type-arg]
-    """The variant whose encoder a row is audited against: ``fp16`` for fp16 graphs, else ``float``."""
-    return "fp16" if row.get("fp16") else "float"
+    """The variant whose encoder a row is audited against: ``float-fp16`` for fp16 graphs, else ``float``."""
+    return "float-fp16" if row.get("fp16") else "float"
 
 
 def audit_variants(rows: dict) -> None:  # type: ignore[type-arg]
