@@ -20,7 +20,8 @@ from typing import Any
 from sam2_quant_plugin.cdpq.config import ORDERS, CDPQConfig
 from sam2_quant_plugin.cdpq.run import run_cdpq
 from sam2_quant_plugin.cdpq.session import load_batches
-from sam2_quant_plugin.io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from sam2_quant_plugin.io.atomic import new_run_dir
+from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.sam2.build import build_sam2_model
 
 log = logging.getLogger("benchmarks.cdpq_scaling")
@@ -90,11 +91,14 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "rows": rows,
         "fits": {k: {"slope": a, "intercept": b, "r2": r2} for k, (a, b, r2) in fits.items()},
     }
-    atomic_write_json(out / "results.json", result)
-    atomic_write_text(out / "results.md", markdown(result))
+    write_results(out / "results.json", result, out / "results.md", markdown(result))
     plot(result, out / "scaling.png")
     result["out"] = str(out)
     return result
+
+
+def _secs(r: dict[str, Any]) -> list[str]:
+    return [f"{r['search_seconds']:.1f}", f"{r['seconds_per_attempt'] or 0:.3f}"]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -104,15 +108,15 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"ladder {result['ladder']}, order by {result['order_by']}, budget {result['target_avg_bits']} bits",
         "",
-        "| blocks | layers | attempts | attempts / layer | search s | s / attempt |",
-        "|---|---|---|---|---|---|",
+        *md_table(
+            ("blocks", "layers", "attempts", "attempts / layer", "search s", "s / attempt"),
+            [
+                (r["blocks"], r["layers"], r["attempts"], f"{r['attempts_per_layer']:.2f}", *_secs(r))
+                for r in result["rows"]
+            ],
+        ),
+        "",
     ]
-    for r in result["rows"]:
-        lines.append(
-            f"| {r['blocks']} | {r['layers']} | {r['attempts']} | {r['attempts_per_layer']:.2f} "
-            f"| {r['search_seconds']:.1f} | {r['seconds_per_attempt'] or 0:.3f} |"
-        )
-    lines.append("")
     for key, f in result["fits"].items():
         lines.append(f"- {key} = {f['slope']:.3f} x layers + {f['intercept']:.2f} (R^2 {f['r2']:.3f})")
     return "\n".join(lines) + "\n"

@@ -32,7 +32,8 @@ from sam2_quant_plugin.cdpq.task import sam2_task
 from sam2_quant_plugin.eval.baselines.base import BuildContext, Method
 from sam2_quant_plugin.eval.baselines.registry import make_methods
 from sam2_quant_plugin.eval.harness import Reference, Student, build_reference, score_student
-from sam2_quant_plugin.io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from sam2_quant_plugin.io.atomic import new_run_dir
+from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.numerics import STORAGE_MODES
 from sam2_quant_plugin.sam2.build import build_sam2_model
 from sam2_quant_plugin.sam2.preprocess import bundled_images, bundled_video_frames, load_image
@@ -182,10 +183,20 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "peers": peer_table,
         "peers_failed": failed,
     }
-    atomic_write_json(out / "results.json", result)
-    atomic_write_text(out / "results.md", markdown(result))
+    write_results(out / "results.json", result, out / "results.md", markdown(result))
     result["out"] = str(out)
     return result
+
+
+def _cells(name: str, r: dict[str, Any], seconds: str = "") -> list[str]:
+    """A table row: measured rows have both sizes, peer rows only their ONNX file (``file_mb``)."""
+    sizes = (
+        [f"{r['total_mb']:.2f}", f"{r['onnx_total_mb']:.2f}"]
+        if "total_mb" in r
+        else ["", f"{r['file_mb']:.2f}"]
+    )
+    iou = [f"{r['video_frames']:.4f}", f"{r['photos']:.4f}", f"{r['avg_weight_bits']:.3f}"]
+    return [name, *iou, *sizes, seconds]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -197,21 +208,13 @@ def markdown(result: dict[str, Any]) -> str:
         "biases/norms/position embeddings;",
         "ONNX MB: the same with weights as the int4 export stores them (INT4 up to 4 bits, int8 above).",
         "",
-        "| model | IoU video frames (held out) | IoU photos | avg weight bits | size MB | ONNX MB "
-        "| search s |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, r in result["rows"].items():
-        secs = f"{r['seconds']:.0f}" if "seconds" in r else ""
-        lines.append(
-            f"| {name} | {r['video_frames']:.4f} | {r['photos']:.4f} | {r['avg_weight_bits']:.3f} "
-            f"| {r['total_mb']:.2f} | {r['onnx_total_mb']:.2f} | {secs} |"
-        )
-    for name, r in result.get("peers", {}).items():
-        lines.append(
-            f"| {name} (peer, measured here) | {r['video_frames']:.4f} | {r['photos']:.4f} "
-            f"| {r['avg_weight_bits']:.3f} |  | {r['file_mb']:.2f} |  |"
-        )
+    headers = ("model", "IoU video frames (held out)", "IoU photos", "avg weight bits", "size MB", "ONNX MB")
+    rows = [
+        _cells(name, r, f"{r['seconds']:.0f}" if "seconds" in r else "") for name, r in result["rows"].items()
+    ]
+    rows += [_cells(f"{name} (peer, measured here)", r) for name, r in result.get("peers", {}).items()]
+    lines += md_table([*headers, "search s"], rows)
     if result.get("peers"):
         lines += [
             "",

@@ -17,11 +17,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, RecipeError
+from ..errors import ConfigError
 from ..eval.baselines.base import BundleSpec
-from ..eval.baselines.registry import BENCH_ALIASES, BENCH_METHODS, bench_methods
+from ..eval.baselines.registry import BENCH_ALIASES, BENCH_METHODS, bench_methods, unknown_bench_names
 from ..int8.host import host_int8_path
-from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from ..io.atomic import atomic_write_text, new_run_dir
+from ..io.report import md_table, write_results
 from .bench_audit import audit_markdown, audit_variants
 from .common import add_model_arguments, build_model, weights_label
 
@@ -100,10 +101,14 @@ def run(args: argparse.Namespace) -> int:
     from ..onnx.timing import environment
     from ..sam2.preprocess import bundled_images, load_image
 
-    try:
-        methods = bench_methods(args.variants.split(","), w8a8_recipe=args.w8a8_recipe)
-    except RecipeError as e:
-        raise ConfigError(f"--variants: {e}. Fix: pick from {','.join(BENCH_METHODS)}") from None
+    names = args.variants.split(",")
+    unknown = unknown_bench_names(names)
+    if unknown:
+        raise ConfigError(
+            f"--variants: unknown {unknown}. Fix: pick from {','.join(BENCH_METHODS)} "
+            f"(the former names {','.join(BENCH_ALIASES)} also work)"
+        )
+    methods = bench_methods(names, w8a8_recipe=args.w8a8_recipe)
     variants = {name: m.bundle for name, m in methods.items() if m.bundle is not None}
     model = build_model(args)
     images = [load_image(p) for p in bundled_images()]
@@ -124,9 +129,8 @@ def run(args: argparse.Namespace) -> int:
             result["failed"] = {**result.get("failed", {}), name: f"{type(e).__name__}: {e}"}
     _time_all(result["variants"], args)
     audit_variants(result["variants"])
-    atomic_write_json(run_dir / "bench.json", result)
     text = markdown(result, run_dir)
-    atomic_write_text(run_dir / "BENCHMARKS.md", text)
+    write_results(run_dir / "bench.json", result, run_dir / "BENCHMARKS.md", text)
     if args.doc:  # only when asked: never a file outside --out by default
         atomic_write_text(args.doc, text, overwrite=True)
     log.info("wrote %s and %s", run_dir / "bench.json", args.doc or run_dir / "BENCHMARKS.md")
@@ -226,38 +230,31 @@ def markdown(r: dict, run_dir: object) -> str:  # type: ignore[type-arg]
         "table are fair",
         *[f"- {m}" for m in r["missing_providers"]],
         "",
-        "| variant | encoder MB | decoder MB | "
-        + " | ".join(f"{ep} encoder ms | {ep} decoder ms" for ep in eps)
-        + " | mask IoU vs float (fused) | embed cosine vs float |",
-        "|---|---|---|" + "---|---|" * len(eps) + "---|---|",
+        *md_table(
+            [
+                "variant",
+                "encoder MB",
+                "decoder MB",
+                *(h for ep in eps for h in (f"{ep} encoder ms", f"{ep} decoder ms")),
+                "mask IoU vs float (fused)",
+                "embed cosine vs float",
+            ],
+            [_latency_cells(name, row, eps) for name, row in r["variants"].items()],
+        ),
     ]
-    for name, row in r["variants"].items():
-        cells = [
-            f"{row[f'{ep}_encoder']['median_ms']:.1f} | {row[f'{ep}_decoder']['median_ms']:.2f}" for ep in eps
-        ]
-        p = row["vs_float_fused"]
-        lines.append(
-            f"| {name} | {row['encoder_mb']:.1f} | {row['decoder_mb']:.1f} | "
-            + " | ".join(cells)
-            + f" | {p.get('mask_iou', float('nan')):.4f} | {p['embed_cosine']:.5f} |"
-        )
     lines += ["", "Quantized variants, ORT vs their own PyTorch fake-quant model:", ""]
-    lines += [
-        "| variant | made for | simulated mask IoU | fused mask IoU (this CPU) | simulated cosine | "
-        "fused cosine (this CPU) | AVX2 CPU vs exact int8: mask IoU / cosine |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, row in r["variants"].items():
-        if "vs_fake_quant_fused" in row:
-            s, f = row["vs_fake_quant_simulated"], row["vs_fake_quant_fused"]
-            a = row.get("avx2_vs_exact", {})
-            avx2 = f"{a.get('mask_iou', float('nan')):.4f} / {a.get('embed_cosine', float('nan')):.5f}"
-            nan = float("nan")
-            lines.append(
-                f"| {name} | {row.get('target_cpu', 'any')} CPU | {s.get('mask_iou', nan):.4f} | "
-                f"{f.get('mask_iou', nan):.4f} | {s['embed_cosine']:.6f} | {f['embed_cosine']:.6f} | "
-                f"{avx2} ({a.get('method', '?')}) |"
-            )
+    lines += md_table(
+        (
+            "variant",
+            "made for",
+            "simulated mask IoU",
+            "fused mask IoU (this CPU)",
+            "simulated cosine",
+            "fused cosine (this CPU)",
+            "AVX2 CPU vs exact int8: mask IoU / cosine",
+        ),
+        [_fake_quant_cells(name, row) for name, row in r["variants"].items() if "vs_fake_quant_fused" in row],
+    )
     lines += [
         "",
         f"This CPU's {host_int8_path().describe()}. The AVX2 column: *proof* = no weight pair can "
@@ -269,3 +266,33 @@ def markdown(r: dict, run_dir: object) -> str:  # type: ignore[type-arg]
     lines += ["", *failed] if failed else []
     lines += ["", *NOTES]
     return "\n".join(lines) + "\n"
+
+
+def _latency_cells(name: str, row: dict, eps: list[str]) -> list[str]:  # type: ignore[type-arg]
+    p, nan = row["vs_float_fused"], float("nan")
+    times = [
+        f"{row[f'{ep}_{graph}']['median_ms']:{fmt}}"
+        for ep in eps
+        for graph, fmt in (("encoder", ".1f"), ("decoder", ".2f"))
+    ]
+    sizes = [f"{row['encoder_mb']:.1f}", f"{row['decoder_mb']:.1f}"]
+    return [name, *sizes, *times, f"{p.get('mask_iou', nan):.4f}", f"{p['embed_cosine']:.5f}"]
+
+
+def _fake_quant_cells(name: str, row: dict) -> list[str]:  # type: ignore[type-arg]
+    s, f, a, nan = (
+        row["vs_fake_quant_simulated"],
+        row["vs_fake_quant_fused"],
+        row.get("avx2_vs_exact", {}),
+        float("nan"),
+    )
+    avx2 = f"{a.get('mask_iou', nan):.4f} / {a.get('embed_cosine', nan):.5f}"
+    return [
+        name,
+        f"{row.get('target_cpu', 'any')} CPU",
+        f"{s.get('mask_iou', nan):.4f}",
+        f"{f.get('mask_iou', nan):.4f}",
+        f"{s['embed_cosine']:.6f}",
+        f"{f['embed_cosine']:.6f}",
+        f"{avx2} ({a.get('method', '?')})",
+    ]

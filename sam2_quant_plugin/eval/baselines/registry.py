@@ -130,19 +130,24 @@ def _method(name: str, custom: dict[str, str]) -> Method:
     return METHODS[name]()
 
 
+def unknown_bench_names(names: Sequence[str]) -> list[str]:
+    """The ``names`` that are neither a registry method with a bundle nor a former bench name."""
+    resolved = [BENCH_ALIASES.get(n, n) for n in names]
+    return [n for n, r in zip(names, resolved) if r not in METHODS or METHODS[r]().bundle is None]
+
+
 def bench_methods(names: Sequence[str], *, w8a8_recipe: str = "w8a8") -> dict[str, Method]:
     """Registry methods with a bundle by name (former bench names accepted, see :data:`BENCH_ALIASES`).
 
     ``w8a8_recipe`` replaces the recipe of ``ours-w8a8-ort``'s bundle (bench's ``--w8a8-recipe``).
     """
-    resolved = [BENCH_ALIASES.get(n, n) for n in names]
-    unknown = [n for n, r in zip(names, resolved) if r not in METHODS or METHODS[r]().bundle is None]
+    unknown = unknown_bench_names(names)
     if unknown:
         raise RecipeError(
             f"unknown {unknown} (not a method with an ONNX bundle); known: {', '.join(BENCH_METHODS)} "
             f"(former names: {', '.join(BENCH_ALIASES)})"
         )
-    out = {n: METHODS[n]() for n in resolved}
+    out = {n: METHODS[n]() for n in (BENCH_ALIASES.get(n, n) for n in names)}
     w8a8 = out.get("ours-w8a8-ort")
     if w8a8 is not None and w8a8.bundle is not None and w8a8_recipe != "w8a8":
         target = "vnni" if w8a8_recipe in VNNI_ONLY else "any"
