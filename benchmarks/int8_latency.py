@@ -24,7 +24,8 @@ from onnx import numpy_helper
 
 from sam2_quant_plugin import calibrate, freeze, prepare_qat
 from sam2_quant_plugin.int8 import host_int8_path
-from sam2_quant_plugin.io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from sam2_quant_plugin.io.atomic import new_run_dir
+from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.models import model_info
 from sam2_quant_plugin.onnx import make_session
 from sam2_quant_plugin.onnx.timing import environment, time_interleaved
@@ -61,6 +62,10 @@ def fused_ops(path: Path, tmp: Path) -> dict[str, int]:
     return {k: v for k, v in ops.items() if k in ("MatMulIntegerToFloat", "MatMul", "Gemm", "QLinearConv")}
 
 
+def _ops(ops: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(ops.items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-size", type=int, default=512)
@@ -87,14 +92,10 @@ def main() -> None:
     times = time_interleaved(files, args.image_size, threads=args.threads, repeats=args.repeats)
     env = environment()
     host = host_int8_path()
-    base = times["float"]["median_ms"]
-    rows = [
-        {"variant": k, "median_ms": t["median_ms"], "vs_float": t["median_ms"] / base, "ops": ops[k]}
-        for k, t in times.items()
-    ]
+    ms = {k: float(t["median_ms"]) for k, t in times.items()}
+    rows = [{"variant": k, "median_ms": v, "vs_float": v / ms["float"], "ops": ops[k]} for k, v in ms.items()]
     result = {"environment": env, "host_int8_path": host.to_dict(), "weights": model_info(model).weights}
     result |= {"image_size": args.image_size, "threads": args.threads, "repeats": args.repeats, "rows": rows}
-    atomic_write_json(run / "results.json", result)
     lines = [
         f"# int8 options, CPU EP latency ({args.image_size} px, {args.threads} threads, "
         f"{args.repeats} repeats)",
@@ -102,16 +103,12 @@ def main() -> None:
         f"- CPU: {env['cpu']} [{env['cpu_isa']}]; {host.describe()}",
         f"- onnxruntime {env['onnxruntime']}; weights: {model_info(model).weights}",
         "",
-        "| variant | median ms | vs float | fused ops |",
-        "|---|---|---|---|",
+        *md_table(
+            ("variant", "median ms", "vs float", "fused ops"),
+            [(k, f"{v:.1f}", f"{v / ms['float']:.2f}x", _ops(ops[k])) for k, v in ms.items()],
+        ),
     ]
-    lines += [
-        f"| {r['variant']} | {r['median_ms']:.1f} | {r['vs_float']:.2f}x | "
-        + ", ".join(f"{k} {v}" for k, v in sorted(r["ops"].items()))
-        + " |"
-        for r in rows
-    ]
-    atomic_write_text(run / "results.md", "\n".join(lines) + "\n")
+    write_results(run / "results.json", result, run / "results.md", "\n".join(lines) + "\n")
     print("\n".join(lines))  # noqa: T201 (a benchmark prints its figures)
     print(json.dumps({"results": str(run / "results.json")}))  # noqa: T201
 

@@ -17,8 +17,8 @@ MAX_LISTED = 16
 
 
 def reference_of(row: dict) -> str:  # type: ignore[type-arg]
-    """The variant whose encoder a row is audited against: ``fp16`` for fp16 graphs, else ``float``."""
-    return "fp16" if row.get("fp16") else "float"
+    """The variant whose encoder a row is audited against: ``float-fp16`` for fp16 graphs, else ``float``."""
+    return "float-fp16" if row.get("fp16") else "float"
 
 
 def audit_variants(rows: dict) -> None:  # type: ignore[type-arg]
@@ -46,6 +46,7 @@ def audit_variants(rows: dict) -> None:  # type: ignore[type-arg]
 
 def audit_markdown(rows: dict) -> list[str]:  # type: ignore[type-arg]
     """The audit table (and the surplus nodes of rows that have few) as Markdown lines; [] when none."""
+    from ..io.report import md_table
     from ..onnx.audit import format_counts
 
     audited = {k: r["encoder_audit"] for k, r in rows.items() if "encoder_audit" in r}
@@ -57,15 +58,26 @@ def audit_markdown(rows: dict) -> list[str]:  # type: ignore[type-arg]
         "encoder of the same precision, `MatMulNBits` counted as the `MatMul` it replaces; `none` = the "
         "same kernels as the float graph with Linear MatMuls swapped for `MatMulNBits`:",
         "",
-        "| variant | reference | MatMulNBits kernels | ops beyond the reference | ops only in reference |",
-        "|---|---|---|---|---|",
+        *md_table(
+            (
+                "variant",
+                "reference",
+                "MatMulNBits kernels",
+                "ops beyond the reference",
+                "ops only in reference",
+            ),
+            [
+                (
+                    name,
+                    a["reference"],
+                    ", ".join(f"{n} x {cfg}" for cfg, n in a["matmulnbits"].items()) or "none",
+                    format_counts(a["extra"]),
+                    format_counts(a["missing"], "-"),
+                )
+                for name, a in audited.items()
+            ],
+        ),
     ]
-    for name, a in audited.items():
-        kernels = ", ".join(f"{n} x {cfg}" for cfg, n in a["matmulnbits"].items()) or "none"
-        lines.append(
-            f"| {name} | {a['reference']} | {kernels} | {format_counts(a['extra'])} | "
-            f"{format_counts(a['missing'], '-')} |"
-        )
     for name, a in audited.items():
         nodes = a["extra_nodes"]
         if nodes and len(nodes) <= MAX_LISTED and sum(a["extra"].values()) <= MAX_LISTED:

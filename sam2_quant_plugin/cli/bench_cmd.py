@@ -1,5 +1,7 @@
 """``sam2-quant bench``: float, fp16, W8A8 and mixed low-bit on onnxruntime (CPU EP; CUDA EP if present).
 
+The variants are the methods of ``sam2-quant eval``'s registry that export as a bundle
+(:data:`~sam2_quant_plugin.eval.baselines.registry.BENCH_METHODS`; the former bench names still work).
 Each variant is exported into a fresh run folder, timed (median of many runs) and compared with the float
 PyTorch model on photos (mask IoU of a decoded point grid); each encoder graph is also audited against the
 float encoder of its precision (:mod:`.bench_audit`). Results go to ``<run>/bench.json`` and to the
@@ -16,71 +18,61 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..eval.baselines.base import BundleSpec
+from ..eval.baselines.registry import BENCH_ALIASES, BENCH_METHODS, bench_methods, unknown_bench_names
 from ..int8.host import host_int8_path
-from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
+from ..io.atomic import atomic_write_text, new_run_dir
+from ..io.report import md_table, write_results
 from .bench_audit import audit_markdown, audit_variants
 from .common import add_model_arguments, build_model, weights_label
 
 HELP = "benchmark float / fp16 / W8A8 / mixed low-bit / onnxruntime RTN ONNX; writes <run>/BENCHMARKS.md"
 log = logging.getLogger("sam2-quant.bench")
 
-#: name -> (recipe or None, weight format, opset, graph suffix, encoder pass after export or None)
-VARIANTS = {
-    "float": (None, "int8", 17, "", None),
-    "fp16": (None, "int8", 17, "_fp16", None),
-    "w8a8": ("w8a8", "int8", 17, "", None),
-    "w8a8-fidelity": ("w8a8_fidelity", "int8", 17, "", None),
-    "w8a8-vnni": ("w8a8_vnni", "int8", 17, "", None),
-    "mixed-int4": ("mixed", "int4", 21, "", None),
-    "mixed-nbits-fp16": ("mixed", "matmulnbits", 17, "_fp16", None),
-    "w4-g32-nbits-fp16": ("w4_g32", "matmulnbits", 17, "_fp16", None),
-    "w4-g32-gptq-nbits-fp16": ("w4_g32_gptq", "matmulnbits", 17, "_fp16", None),
-    "ort-rtn-int4-fp16": (None, "int8", 17, "_fp16", "ort-rtn-g32"),
-}
-
-
-#: recipes whose files are right only on VNNI CPUs (exported with target_cpu='vnni', on purpose)
-VNNI_ONLY = {"w8a8_vnni"}
-
-
 NOTES = [
     "## How to read this",
     "",
     "- *simulated*: onnxruntime with graph optimizations off (`ORT_DISABLE_ALL`), Q/DQ run as written; "
-    "*fused*: default optimizations, where the CPU EP rewrites every image-encoder Linear of a W8A8 graph "
-    "into `MatMulIntegerToFloat` (int8 kernel). Check with `make_session(path, optimized_model_path=...)`.",
+    "*fused*: default optimizations, where the CPU EP rewrites every image-encoder Linear of a W8A8 "
+    "graph into `MatMulIntegerToFloat` (int8 kernel). Check with `make_session(path, "
+    "optimized_model_path=...)`.",
     "- The export keeps each Linear's bias as a separate `[1, N]` Add so that onnxruntime's "
     "`MatMulAddFusion` (which would build a float `Gemm` first) does not block the int8 fusion.",
-    "- `w8a8` stores 7-bit-magnitude GPTQ weights ([-63, 63] in int8) so the u8 x s8 kernels of CPUs "
-    "without VNNI (AVX2, AVX-512 without VNNI) cannot saturate their int16 pair sums: the file gives the "
-    "same numbers on every x86 CPU. `w8a8-vnni` (full 8-bit weights, the former default) is right on VNNI "
-    "CPUs only; it is exported with `target_cpu='vnni'` and its row says what an AVX2 CPU would compute "
-    "(emulated).",
+    "- `ours-w8a8-ort` (recipe `w8a8`) stores 7-bit-magnitude GPTQ weights ([-63, 63] in int8) so the u8 "
+    "x s8 kernels of CPUs without VNNI (AVX2, AVX-512 without VNNI) cannot saturate their int16 pair "
+    "sums: the file gives the same numbers on every x86 CPU. `ours-w8a8-vnni-ort` (full 8-bit weights, "
+    "the former default) is right on VNNI CPUs only; it is exported with `target_cpu='vnni'` and its row "
+    "says what an AVX2 CPU would compute (emulated).",
     "- Conv2d layers (patch embedding, neck) are weight-only in every W8A8 recipe: without an output Q "
     "the CPU EP runs them as DequantizeLinear + float Conv, so an input Q/DQ would only cost fidelity. "
-    "`w8a8-fidelity` also keeps the inputs of block 0 and of the three stage-transition projections float "
-    "(7 of 51 Linears off the int8 kernel).",
-    "- With random-init weights the metric is touchy: the float model itself scores mask IoU ~0.996 against "
-    "itself when Gaussian noise of 0.01 (about 0.6 grey levels) is added to its input "
+    "`ours-w8a8-fidelity-ort` also keeps the inputs of block 0 and of the three stage-transition "
+    "projections float (7 of 51 Linears off the int8 kernel).",
+    "- With random-init weights the metric is touchy: the float model itself scores mask IoU ~0.996 "
+    "against itself when Gaussian noise of 0.01 (about 0.6 grey levels) is added to its input "
     "(`sam2-quant eval`, row `float-input-noise-0.01`).",
-    "- `mixed-int4` is weight-only (4-bit MLPs, 6-bit qkv, 8-bit rest) with 4-bit codes stored as INT4 "
-    "initializers (opset 21): it shows the file-size reduction; on CPU EP it runs as DequantizeLinear + "
-    "float MatMul. `--weight-format matmulnbits` gives onnxruntime's `MatMulNBits` kernels.",
-    "- `mixed-nbits-fp16` is the CUDA EP form of the same recipe (`--profile cuda_int4_fp16`): every Linear "
-    "a `MatMulNBits` (4-bit codes where they fit, else 8), fp16 activations and block scales. Compare it "
-    "with `fp16` on the CUDA EP; on the CPU EP fp16 graphs run slower than float32. Its 8-bit convolution "
-    "weights are folded into fp16 initializers by the fp16 conversion, so no DequantizeLinear + Cast pair "
-    "runs per conv and call (onnxruntime does not fold DequantizeLinear itself).",
-    "- `w4-g32-nbits-fp16` is the shipped `w4_g32` recipe (4-bit, one MSE-clipped scale per 32 inputs) in "
-    "the same CUDA form: its group scales are the `MatMulNBits` block scales; `w4-g32-gptq-nbits-fp16` the "
-    "same with GPTQ rounding (same kernels and size, other codes).",
-    "- `ort-rtn-int4-fp16` is onnxruntime's own weight-only quantizer (`MatMulNBitsQuantizer`, RTN, 4-bit "
-    "symmetric, block 32) applied to the `fp16` encoder (its decoder is the fp16 float decoder): the "
-    "reference graph for `mixed-nbits-fp16` on the CUDA EP.",
+    "- `ours-mixed-int4-ort` is weight-only (4-bit MLPs, 6-bit qkv, 8-bit rest) with 4-bit codes stored "
+    "as INT4 initializers (opset 21): it shows the file-size reduction; on CPU EP it runs as "
+    "DequantizeLinear + float MatMul. `--weight-format matmulnbits` gives onnxruntime's `MatMulNBits` "
+    "kernels.",
+    "- `ours-mixed-nbits-fp16-ort` is the CUDA EP form of the same recipe (`--profile cuda_int4_fp16`): "
+    "every Linear a `MatMulNBits` (4-bit codes where they fit, else 8), fp16 activations and block "
+    "scales. Compare it with `float-fp16` on the CUDA EP; on the CPU EP fp16 graphs run slower than "
+    "float32. Its 8-bit convolution weights are folded into fp16 initializers by the fp16 conversion, so "
+    "no DequantizeLinear + Cast pair runs per conv and call (onnxruntime does not fold DequantizeLinear "
+    "itself).",
+    "- `ours-w4-g32-nbits-fp16-ort` is the shipped `w4_g32` recipe (4-bit, one MSE-clipped scale per 32 "
+    "inputs) in the same CUDA form: its group scales are the `MatMulNBits` block scales; "
+    "`ours-w4-g32-gptq-nbits-fp16-ort` the same with GPTQ rounding (same kernels and size, other codes).",
+    "- `ort-rtn-int4-g32` is onnxruntime's own weight-only quantizer (`MatMulNBitsQuantizer`, RTN, 4-bit "
+    "symmetric, block 32) applied to the `float-fp16` encoder (its decoder is the fp16 float decoder): "
+    "the reference graph for `ours-mixed-nbits-fp16-ort` on the CUDA EP.",
     "- The graph audit counts node op types in each encoder file (subgraphs included) against the float "
-    "encoder of the same precision (`fp16` for fp16 graphs, else `float`); it predicts the extra kernels a "
-    "graph launches per inference on any EP without running it. `sam2_quant_plugin.onnx.audit.audit_graphs` "
-    "compares any two graphs.",
+    "encoder of the same precision (`float-fp16` for fp16 graphs, else `float`); it predicts the extra "
+    "kernels a graph launches per inference on any EP without running it. "
+    "`sam2_quant_plugin.onnx.audit.audit_graphs` compares any two graphs.",
+    "- Variant names are `sam2-quant eval`'s method names (one registry); the former bench names "
+    "(`w8a8`, `fp16`, `mixed-nbits-fp16`, `ort-rtn-int4-fp16`, ...) are accepted by `--variants` as "
+    "aliases.",
 ]
 
 
@@ -92,8 +84,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="also (re)write this Markdown file, e.g. docs/BENCHMARKS.md (default: only <run>/BENCHMARKS.md)",
     )
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma list of {list(VARIANTS)}")
-    p.add_argument("--w8a8-recipe", default="w8a8", help="recipe of the W8A8 variant")
+    p.add_argument(
+        "--variants",
+        default=",".join(BENCH_METHODS),
+        help=f"comma list of method names shared with sam2-quant eval: {', '.join(BENCH_METHODS)} "
+        f"(former names accepted: {', '.join(f'{a}={n}' for a, n in BENCH_ALIASES.items())})",
+    )
+    p.add_argument("--w8a8-recipe", default="w8a8", help="recipe of the ours-w8a8-ort (W8A8) variant")
     p.add_argument("--repeats", type=int, default=20, help="timed runs per graph")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--points-per-side", type=int, default=4, help="point grid for mask IoU")
@@ -104,12 +101,15 @@ def run(args: argparse.Namespace) -> int:
     from ..onnx.runtime import PROVIDERS, missing_provider_message
     from ..onnx.timing import environment
 
-    unknown = [k for k in args.variants.split(",") if k not in VARIANTS]
+    names = args.variants.split(",")
+    unknown = unknown_bench_names(names)
     if unknown:
-        raise ConfigError(f"--variants: unknown {unknown}. Fix: pick from {','.join(VARIANTS)}")
-    variants = {k: VARIANTS[k] for k in args.variants.split(",")}
-    if "w8a8" in variants:
-        variants["w8a8"] = (args.w8a8_recipe, *variants["w8a8"][1:])
+        raise ConfigError(
+            f"--variants: unknown {unknown}. Fix: pick from {','.join(BENCH_METHODS)} "
+            f"(the former names {','.join(BENCH_ALIASES)} also work)"
+        )
+    methods = bench_methods(names, w8a8_recipe=args.w8a8_recipe)
+    variants = {name: m.bundle for name, m in methods.items() if m.bundle is not None}
     model = build_model(args)
     images = [load_image(p) for p in bundled_images()]
     run_dir = new_run_dir(args.out, f"bench_{args.config}_{args.image_size}")
@@ -129,9 +129,8 @@ def run(args: argparse.Namespace) -> int:
             result["failed"] = {**result.get("failed", {}), name: f"{type(e).__name__}: {e}"}
     _time_all(result["variants"], args)
     audit_variants(result["variants"])
-    atomic_write_json(run_dir / "bench.json", result)
     text = markdown(result, run_dir)
-    atomic_write_text(run_dir / "BENCHMARKS.md", text)
+    write_results(run_dir / "bench.json", result, run_dir / "BENCHMARKS.md", text)
     if args.doc:  # only when asked: never a file outside --out by default
         atomic_write_text(args.doc, text, overwrite=True)
     log.info("wrote %s and %s", run_dir / "bench.json", args.doc or run_dir / "BENCHMARKS.md")
@@ -140,28 +139,34 @@ def run(args: argparse.Namespace) -> int:
     return 1 if result.get("failed") else 0
 
 
-def _variant(model, images, bundle, spec, args) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def _variant(model, images, bundle, spec: BundleSpec, args) -> dict:  # type: ignore[no-untyped-def,type-arg]
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
     from ..int8.parity import avx2_parity
     from ..onnx.pipeline import export_bundle
     from ..sam2.parity import pipeline_parity
 
-    recipe, fmt, opset, suffix, post = spec
+    recipe, fmt, opset, post, target = (
+        spec.recipe,
+        spec.weight_format,
+        spec.opset,
+        spec.encoder_pass,
+        spec.target_cpu,
+    )
+    suffix = "_fp16" if spec.fp16 else ""
     size = args.image_size
     qmodel = model
     if recipe:
         qmodel = prepare_qat(model, recipe)
         calibrate(qmodel, images, image_size=size, progress=False)
         qmodel = freeze(qmodel)
-    target = "vnni" if recipe in VNNI_ONLY else "any"
     m = export_bundle(
-        qmodel, bundle, image_size=size, weight_format=fmt, opset=opset, fp16=bool(suffix), target_cpu=target
+        qmodel, bundle, image_size=size, weight_format=fmt, opset=opset, fp16=spec.fp16, target_cpu=target
     )
     enc, dec = bundle / m["files"][f"encoder{suffix}"], bundle / m["files"][f"decoder{suffix}"]
     if post:
         enc = _encoder_pass(post, enc)
-    row = {"recipe": recipe, "weight_format": fmt, "opset": opset, "fp16": bool(suffix), "encoder_pass": post}
+    row = {"recipe": recipe, "weight_format": fmt, "opset": opset, "fp16": spec.fp16, "encoder_pass": post}
     row["encoder_mb"] = enc.stat().st_size / 1e6
     row["decoder_mb"] = dec.stat().st_size / 1e6
     row["encoder_path"], row["decoder_path"] = str(enc), str(dec)
@@ -181,11 +186,14 @@ def _variant(model, images, bundle, spec, args) -> dict:  # type: ignore[no-unty
 
 
 def _encoder_pass(kind: str, enc: Path) -> Path:
-    """Apply a graph pass of :data:`VARIANTS` to the exported encoder; returns the new file."""
-    if kind == "ort-rtn-g32":
+    """Apply a bundle's ``encoder_pass`` to the exported encoder; returns the new file."""
+    if kind.startswith("ort-rtn-g") and kind.removeprefix("ort-rtn-g").isdigit():
         from ..onnx.ort_rtn import ort_rtn_quantize
 
-        return ort_rtn_quantize(enc, enc.with_name(f"{enc.stem}_ort_rtn.onnx"), block_size=32, symmetric=True)
+        block = int(kind.removeprefix("ort-rtn-g"))
+        return ort_rtn_quantize(
+            enc, enc.with_name(f"{enc.stem}_ort_rtn.onnx"), block_size=block, symmetric=True
+        )
     raise ValueError(f"unknown encoder pass {kind!r}")
 
 
@@ -222,38 +230,31 @@ def markdown(r: dict, run_dir: object) -> str:  # type: ignore[type-arg]
         "table are fair",
         *[f"- {m}" for m in r["missing_providers"]],
         "",
-        "| variant | encoder MB | decoder MB | "
-        + " | ".join(f"{ep} encoder ms | {ep} decoder ms" for ep in eps)
-        + " | mask IoU vs float (fused) | embed cosine vs float |",
-        "|---|---|---|" + "---|---|" * len(eps) + "---|---|",
+        *md_table(
+            [
+                "variant",
+                "encoder MB",
+                "decoder MB",
+                *(h for ep in eps for h in (f"{ep} encoder ms", f"{ep} decoder ms")),
+                "mask IoU vs float (fused)",
+                "embed cosine vs float",
+            ],
+            [_latency_cells(name, row, eps) for name, row in r["variants"].items()],
+        ),
     ]
-    for name, row in r["variants"].items():
-        cells = [
-            f"{row[f'{ep}_encoder']['median_ms']:.1f} | {row[f'{ep}_decoder']['median_ms']:.2f}" for ep in eps
-        ]
-        p = row["vs_float_fused"]
-        lines.append(
-            f"| {name} | {row['encoder_mb']:.1f} | {row['decoder_mb']:.1f} | "
-            + " | ".join(cells)
-            + f" | {p.get('mask_iou', float('nan')):.4f} | {p['embed_cosine']:.5f} |"
-        )
     lines += ["", "Quantized variants, ORT vs their own PyTorch fake-quant model:", ""]
-    lines += [
-        "| variant | made for | simulated mask IoU | fused mask IoU (this CPU) | simulated cosine | "
-        "fused cosine (this CPU) | AVX2 CPU vs exact int8: mask IoU / cosine |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, row in r["variants"].items():
-        if "vs_fake_quant_fused" in row:
-            s, f = row["vs_fake_quant_simulated"], row["vs_fake_quant_fused"]
-            a = row.get("avx2_vs_exact", {})
-            avx2 = f"{a.get('mask_iou', float('nan')):.4f} / {a.get('embed_cosine', float('nan')):.5f}"
-            nan = float("nan")
-            lines.append(
-                f"| {name} | {row.get('target_cpu', 'any')} CPU | {s.get('mask_iou', nan):.4f} | "
-                f"{f.get('mask_iou', nan):.4f} | {s['embed_cosine']:.6f} | {f['embed_cosine']:.6f} | "
-                f"{avx2} ({a.get('method', '?')}) |"
-            )
+    lines += md_table(
+        (
+            "variant",
+            "made for",
+            "simulated mask IoU",
+            "fused mask IoU (this CPU)",
+            "simulated cosine",
+            "fused cosine (this CPU)",
+            "AVX2 CPU vs exact int8: mask IoU / cosine",
+        ),
+        [_fake_quant_cells(name, row) for name, row in r["variants"].items() if "vs_fake_quant_fused" in row],
+    )
     lines += [
         "",
         f"This CPU's {host_int8_path().describe()}. The AVX2 column: *proof* = no weight pair can "
@@ -265,3 +266,33 @@ def markdown(r: dict, run_dir: object) -> str:  # type: ignore[type-arg]
     lines += ["", *failed] if failed else []
     lines += ["", *NOTES]
     return "\n".join(lines) + "\n"
+
+
+def _latency_cells(name: str, row: dict, eps: list[str]) -> list[str]:  # type: ignore[type-arg]
+    p, nan = row["vs_float_fused"], float("nan")
+    times = [
+        f"{row[f'{ep}_{graph}']['median_ms']:{fmt}}"
+        for ep in eps
+        for graph, fmt in (("encoder", ".1f"), ("decoder", ".2f"))
+    ]
+    sizes = [f"{row['encoder_mb']:.1f}", f"{row['decoder_mb']:.1f}"]
+    return [name, *sizes, *times, f"{p.get('mask_iou', nan):.4f}", f"{p['embed_cosine']:.5f}"]
+
+
+def _fake_quant_cells(name: str, row: dict) -> list[str]:  # type: ignore[type-arg]
+    s, f, a, nan = (
+        row["vs_fake_quant_simulated"],
+        row["vs_fake_quant_fused"],
+        row.get("avx2_vs_exact", {}),
+        float("nan"),
+    )
+    avx2 = f"{a.get('mask_iou', nan):.4f} / {a.get('embed_cosine', nan):.5f}"
+    return [
+        name,
+        f"{row.get('target_cpu', 'any')} CPU",
+        f"{s.get('mask_iou', nan):.4f}",
+        f"{f.get('mask_iou', nan):.4f}",
+        f"{s['embed_cosine']:.6f}",
+        f"{f['embed_cosine']:.6f}",
+        f"{avx2} ({a.get('method', '?')})",
+    ]

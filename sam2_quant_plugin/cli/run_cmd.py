@@ -13,10 +13,11 @@ import torch
 
 from ..api import current_recipe, freeze, prepare_qat, weight_bits_summary
 from ..calibrate import calibrate
-from ..io.atomic import atomic_write, atomic_write_json, atomic_write_text
+from ..io.atomic import atomic_write
 from ..io.bundle import CALIBRATION_ATTR
 from ..io.images import bundled_images, list_images, load_image
 from ..io.photos import describe_photos
+from ..io.report import md_table, write_results
 from ..io.staging import final_name, new_staged_run_dir, publish_run_dir
 from ..models.registry import adapter_for
 from ..recipe import load_recipe, save_recipe
@@ -89,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
         )
         report["onnx"]["parity_failures"] = parity_failures(report["onnx"], args.target_cpu)
     report["seconds"] = round(time.perf_counter() - t0, 1)
-    atomic_write_json(run_dir / "report.json", report)
-    atomic_write_text(run_dir / "report.md", _markdown(report, args))
+    write_results(run_dir / "report.json", report, run_dir / "report.md", _markdown(report, args))
     run_dir = publish_run_dir(run_dir)
     log.info(
         "mask IoU vs float %.4f, embed cosine %.5f, avg W bits %.2f -> %s",
@@ -159,10 +159,11 @@ def _onnx_markdown(o: dict) -> list[str]:
         + ", ".join(f"{k}.onnx {v:.1f} MB" for k, v in mb.items())
         + " (per-layer bytes: manifest.json)",
         "",
-        "| comparison | mask IoU | embedding cosine | embedding max abs diff |",
-        "|---|---|---|---|",
+        *md_table(
+            ("comparison", "mask IoU", "embedding cosine", "embedding max abs diff"),
+            [(name, f"{p['mask_iou']:.4f}", f"{p['embed_cosine']:.5f}", _max_abs(p)) for name, p in rows],
+        ),
     ]
-    out += [f"| {name} | {p['mask_iou']:.4f} | {p['embed_cosine']:.5f} | {_max_abs(p)} |" for name, p in rows]
     host = o["host_int8_path"]
     out += [
         "",

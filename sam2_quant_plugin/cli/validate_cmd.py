@@ -11,7 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..io.atomic import atomic_write_json, atomic_write_text
+from ..io.report import md_table, write_results
 from .checks import check_positive
 
 HELP = "validate an ONNX bundle on onnxruntime: size, latency per EP, parity; report.json + report.md"
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from ..onnx.parity import failed_checks
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
-    from ..onnx.timing import environment, time_graph
+    from ..onnx.timing import environment, time_interleaved
     from ..sam2.parity import pipeline_parity
 
     d = Path(args.onnx_dir)
@@ -77,11 +77,8 @@ def run(args: argparse.Namespace) -> int:
     report["missing_providers"] = [m for p in PROVIDERS if (m := missing_provider_message(p))]
     for msg in report["missing_providers"]:
         log.warning("%s: latency is reported for the available providers only", msg)
-    report["latency_ms"] = {
-        ep: {
-            k: time_graph(p, size, provider=ep, threads=args.threads, repeats=args.repeats)
-            for k, p in files.items()
-        }
+    report["latency_ms"] = {  # the bundle's graphs timed round-robin, as bench times its variants
+        ep: time_interleaved(files, size, provider=ep, threads=args.threads, repeats=args.repeats, warmup=3)
         for ep in available_eps()
     }
     ref = _reference(manifest, args.checkpoint, calib)
@@ -110,10 +107,8 @@ def run(args: argparse.Namespace) -> int:
     failures = failed_checks({m: report["parity"][m] for m in checked if m in report["parity"]}, thresholds)
     failure = "; ".join(failures) or None
     report["passed"] = failure is None
-    json_path = _fresh(d / "report.json")
-    atomic_write_json(json_path, report)
-    md_path = atomic_write_text(_fresh(d / "report.md"), _markdown(report))
-    log.info("wrote %s and %s", json_path, md_path)
+    paths = write_results(_fresh(d / "report.json"), report, _fresh(d / "report.md"), _markdown(report))
+    log.info("wrote %s and %s", paths["json"], paths["md"])
     if manifest.get("random_init"):
         log.warning(
             "!!! bundle weights are RANDOM INIT (%s): numbers are plumbing only !!!", manifest["weights"]
@@ -151,17 +146,33 @@ def _markdown(r: dict) -> str:  # type: ignore[type-arg]
         lines += [f"- AVX2-class CPUs without VNNI ({how}): {a['saturation']}"]
     lines += [f"- file made for target_cpu={m.get('target_cpu', 'any')}"]
     lines += [f"- {msg}" for msg in r["missing_providers"]]
-    lines += ["", "| graph | MB | " + " | ".join(f"{ep} median ms" for ep in r["latency_ms"]) + " |"]
-    lines += ["|---|---|" + "---|" * len(r["latency_ms"])]
-    for key, nbytes in m["bytes"].items():
-        cells = [f"{r['latency_ms'][ep][key]['median_ms']:.1f}" for ep in r["latency_ms"]]
-        lines.append(f"| {key} | {nbytes / 1e6:.2f} | " + " | ".join(cells) + " |")
-    lines += ["", "| ORT vs PyTorch | embed cosine | embed max abs | mask IoU | masks (degenerate) |"]
-    lines += ["|---|---|---|---|---|"]
-    for mode, p in r["parity"].items():
-        lines.append(
-            f"| {mode} | {p['embed_cosine']:.6f} | {p.get('embed_max_abs', float('nan')):.4g} | "
-            f"{p.get('mask_iou', float('nan')):.4f} | {p.get('n_masks', 0)} ({p.get('n_degenerate', 0)}) |"
-        )
+    eps = list(r["latency_ms"])
+    lines += [
+        "",
+        *md_table(
+            ["graph", "MB", *(f"{ep} median ms" for ep in eps)],
+            [
+                [key, f"{nbytes / 1e6:.2f}", *(f"{r['latency_ms'][ep][key]['median_ms']:.1f}" for ep in eps)]
+                for key, nbytes in m["bytes"].items()
+            ],
+        ),
+    ]
+    nan = float("nan")
+    lines += [
+        "",
+        *md_table(
+            ("ORT vs PyTorch", "embed cosine", "embed max abs", "mask IoU", "masks (degenerate)"),
+            [
+                (
+                    mode,
+                    f"{p['embed_cosine']:.6f}",
+                    f"{p.get('embed_max_abs', nan):.4g}",
+                    f"{p.get('mask_iou', nan):.4f}",
+                    f"{p.get('n_masks', 0)} ({p.get('n_degenerate', 0)})",
+                )
+                for mode, p in r["parity"].items()
+            ],
+        ),
+    ]
     lines += ["", f"**{'PASSED' if r['passed'] else 'FAILED'}** thresholds {r['thresholds']}", ""]
     return "\n".join(lines)

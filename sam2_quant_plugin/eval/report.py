@@ -6,7 +6,8 @@ import logging
 import math
 from pathlib import Path
 
-from ..io.atomic import atomic_write, atomic_write_json, atomic_write_text
+from ..io.atomic import atomic_write
+from ..io.report import md_table, write_results
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,8 @@ def markdown(results: dict) -> str:
         ),
         f"- seed {results['seed']}; host: {results['host']}",
         "",
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
+        *md_table(COLUMNS, table_rows(rows)),
     ]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
     lines += [
         "",
         "Mask IoU is against the float teacher's masks on the same prompts; degenerate (empty or full)",
@@ -147,10 +146,7 @@ def plot(results: dict, path: Path) -> Path:
 
 def write_report(results: dict, run_dir: Path) -> dict[str, Path]:
     """Write results.json, results.md and size_vs_iou.png into ``run_dir``; returns their paths."""
-    paths = {
-        "json": atomic_write_json(run_dir / "results.json", results),
-        "md": atomic_write_text(run_dir / "results.md", markdown(results)),
-    }
+    paths = write_results(run_dir / "results.json", results, run_dir / "results.md", markdown(results))
     try:
         paths["png"] = plot(results, run_dir / "size_vs_iou.png")
     except Exception as exc:

@@ -13,9 +13,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..api import is_prepared
+from ..timer import median_seconds, paired
 from .baselines.base import BuildContext, BuiltStudent, Method
 from .harness import Reference, score_student
-from .latency import NO_CUDA, cuda_available, median_seconds, ort_runner, paired, torch_encoder_runner
+from .latency import NO_CUDA, cuda_available, ort_runner, torch_encoder_runner
 from .video import VideoReference, score_video
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,12 @@ class _Timer:
 
     def measure(self, built: BuiltStudent) -> dict:
         if built.runtime == "onnxruntime" and built.onnx_path is not None:
-            secs, ratio = self._ort(built, "CPUExecutionProvider")
+            secs, ratio = self._ort(built, "cpu")
             level = "default optimisations" if built.ort_optimize else "ORT_DISABLE_ALL, float also"
             out = {"cpu_latency_runtime": f"onnxruntime CPU EP ({level})"}
             out.update(cpu_latency_ms=secs * 1e3, cpu_latency_vs_float=ratio, cuda_latency_vs_float=NO_CUDA)
             if cuda_available():
-                out["cuda_latency_vs_float"] = self._ort(built, "CUDAExecutionProvider")[1]
+                out["cuda_latency_vs_float"] = self._ort(built, "cuda")[1]
             return out
         model, label = _torch_runtime_model(built.model)
         float_run = torch_encoder_runner(self.ctx.teacher, self.x)

@@ -76,8 +76,9 @@ def _path_from(value: float, tol: float = 0.5) -> str:
 def probe_onnxruntime() -> str:
     """Run one fused ``MatMulIntegerToFloat`` on onnxruntime's CPU EP: 'exact', 'avx2' or 'unavailable'."""
     try:
-        import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
+
+        from ..onnx.runtime import make_session
     except ImportError:
         return "unavailable"
     w = numpy_helper.from_array(np.full((_K, 1), _W, dtype=np.int8), "w_q")
@@ -101,9 +102,7 @@ def probe_onnxruntime() -> str:
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = make_session(model.SerializeToString(), "cpu")
     y = sess.run(None, {"x": np.full((1, _K), A_CODE_MAX, np.float32)})[0]
     return _path_from(float(y.reshape(-1)[0]))
 

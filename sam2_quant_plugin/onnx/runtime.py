@@ -1,4 +1,9 @@
-"""onnxruntime sessions: provider choice with a clear message when CUDA is missing, optimized-graph dumps."""
+"""onnxruntime sessions, the package's one factory: provider choice with a clear message when CUDA is missing,
+optimization level, thread count (per call, or a process-wide default), optimized-graph dumps.
+
+One vocabulary everywhere (bench, eval, validate, infer, parity): ``provider`` 'cpu' | 'cuda',
+``optimization`` one of :data:`OPT_LEVELS`, ``threads`` an intra-op count (None: the process default).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,17 @@ OPT_LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+_DEFAULT_THREADS = {"n": 0}
+
+
+def set_default_threads(n: int) -> None:
+    """Intra-op threads of the sessions made from now on without ``threads`` (0: onnxruntime's default)."""
+    _DEFAULT_THREADS["n"] = max(0, int(n))
+
+
+def default_threads() -> int | None:
+    """The count :func:`make_session` uses when ``threads`` is None (None: onnxruntime's default)."""
+    return _DEFAULT_THREADS["n"] or None
 
 
 def missing_provider_message(provider: str) -> str | None:
@@ -38,17 +54,18 @@ def available_eps() -> list[str]:
 
 
 def make_session(
-    path: str | Path,
+    path: str | Path | bytes,
     provider: str = "cpu",
     threads: int | None = None,
     *,
     optimization: str = "all",
     optimized_model_path: str | Path | None = None,
 ) -> ort.InferenceSession:
-    """An ``InferenceSession`` for ``path`` on ``provider`` ('cpu' or 'cuda').
+    """An ``InferenceSession`` for ``path`` (an ONNX file, or a serialized model) on ``provider``.
 
     A missing CUDA provider logs a warning naming it and falls back to CPU. ``threads`` sets the intra-op
-    thread count (None: onnxruntime's default). ``optimization`` is one of :data:`OPT_LEVELS`
+    thread count (None: :func:`default_threads`, which is onnxruntime's default unless
+    :func:`set_default_threads` set one). ``optimization`` is one of :data:`OPT_LEVELS`
     ('disable' runs Q/DQ as written: simulated quantization; 'all' lets the CPU EP fuse them into int8
     kernels). ``optimized_model_path`` saves the graph after optimization (to inspect the fused nodes).
     """
@@ -63,6 +80,7 @@ def make_session(
     so = ort.SessionOptions()
     so.graph_optimization_level = OPT_LEVELS[optimization]
     so.log_severity_level = 3
+    threads = default_threads() if threads is None else threads
     if threads is not None:
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
@@ -70,10 +88,12 @@ def make_session(
         so.optimized_model_filepath = str(optimized_model_path)
     providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
     try:
-        return ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        model = path if isinstance(path, bytes) else str(path)
+        return ort.InferenceSession(model, sess_options=so, providers=providers)
     except Exception as e:  # InvalidProtobuf, INVALID_ARGUMENT (e.g. external data outside the folder), ...
         first = (str(e).strip().splitlines() or [""])[0][:300]
+        where = "an in-memory model" if isinstance(path, bytes) else path
         raise BundleError(
-            f"onnxruntime cannot load {path} ({type(e).__name__}: {first}). Fix: export the model again; "
+            f"onnxruntime cannot load {where} ({type(e).__name__}: {first}). Fix: export the model again; "
             "keep any external-data files beside the .onnx file, inside its folder."
         ) from e

@@ -1,10 +1,9 @@
-"""Latency of ONNX graphs on onnxruntime: median over many repeats (shared machines are noisy)."""
+"""Latency of ONNX graphs on onnxruntime: median over many interleaved repeats (shared machines are noisy)."""
 
 from __future__ import annotations
 
+import functools
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from ..timer import interleaved_seconds, summary_ms
 from .runtime import make_session
 
 
@@ -30,37 +30,6 @@ def example_feeds(path: str | Path, image_size: int) -> dict[str, np.ndarray]:
     return feeds
 
 
-def time_graph(
-    path: str | Path,
-    image_size: int,
-    *,
-    provider: str = "cpu",
-    threads: int | None = None,
-    repeats: int = 20,
-    warmup: int = 3,
-    optimization: str = "all",
-) -> dict[str, float | int | str]:
-    """Median / p10 / p90 milliseconds of one ``session.run`` on random inputs."""
-    sess = make_session(path, provider, threads, optimization=optimization)
-    feeds = example_feeds(path, image_size)
-    for _ in range(warmup):
-        sess.run(None, feeds)
-    ms = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        sess.run(None, feeds)
-        ms.append((time.perf_counter() - t0) * 1e3)
-    q = np.percentile(ms, [10, 90])
-    return {
-        "provider": sess.get_providers()[0],
-        "median_ms": statistics.median(ms),
-        "p10_ms": float(q[0]),
-        "p90_ms": float(q[1]),
-        "repeats": repeats,
-        "threads": threads if threads is not None else "default",
-    }
-
-
 def time_interleaved(
     paths: dict[str, Path],
     image_size: int,
@@ -69,34 +38,27 @@ def time_interleaved(
     threads: int | None = None,
     repeats: int = 20,
     warmup: int = 2,
+    optimization: str = "all",
 ) -> dict[str, dict[str, float | int | str]]:
-    """Like :func:`time_graph` for several graphs, timed round-robin (one run of each per round).
+    """Median / p10 / p90 milliseconds of one ``session.run`` of each graph on random inputs.
 
-    On a shared machine the load changes over minutes; interleaving exposes every graph to the same load,
-    so their medians compare fairly even when absolute numbers drift.
+    The graphs are timed round-robin (one run of each per round, :mod:`sam2_quant_plugin.timer`), so on
+    a shared machine every graph sees the same load and their medians compare fairly.
     """
-    sessions = {k: make_session(p, provider, threads) for k, p in paths.items()}
+    sessions = {k: make_session(p, provider, threads, optimization=optimization) for k, p in paths.items()}
     feeds = {k: example_feeds(p, image_size) for k, p in paths.items()}
-    ms: dict[str, list[float]] = {k: [] for k in paths}
-    for r in range(warmup + repeats):
-        for k, sess in sessions.items():
-            t0 = time.perf_counter()
-            sess.run(None, feeds[k])
-            if r >= warmup:
-                ms[k].append((time.perf_counter() - t0) * 1e3)
-    out = {}
-    for k, v in ms.items():
-        q = np.percentile(v, [10, 90])
-        out[k] = {
+    calls = {k: functools.partial(sess.run, None, feeds[k]) for k, sess in sessions.items()}
+    seconds = interleaved_seconds(calls, repeats=repeats, warmup=warmup)
+    return {
+        k: {
             "provider": sessions[k].get_providers()[0],
-            "median_ms": statistics.median(v),
-            "p10_ms": float(q[0]),
-            "p90_ms": float(q[1]),
+            **summary_ms(v),
             "repeats": repeats,
             "threads": threads if threads is not None else "default",
             "interleaved": True,
         }
-    return out
+        for k, v in seconds.items()
+    }
 
 
 def environment() -> dict[str, str]:

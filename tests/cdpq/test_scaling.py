@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sam2_quant_plugin.cdpq.scaling import block_roots, fit_line, markdown
+from benchmarks.cdpq_scaling import block_roots, fit_line, markdown
 
 
 def test_block_roots_are_module_prefixes() -> None:

@@ -56,3 +56,25 @@ def test_per_group_recipe_row_deploys_as_block32_matmulnbits(
     with torch.no_grad():
         ref, got = encode(tiny_sam2, x), encode(built.model, x)
     assert 0.9 < cosine(got["image_embed"], ref["image_embed"]) < 0.99999
+
+
+def test_bench_fp16_methods_run_in_eval(
+    tiny_sam2: torch.nn.Module, photos: list, photo_batch, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """bench's fp16 bundles are eval rows too (one registry): the fp16 float encoder, and our group-32
+    recipe as fp16 MatMulNBits (the CUDA EP form of ``sam2-quant bench``'s variant of the same name)."""
+    half, ours = make_methods(["float-fp16", "ours-w4-g32-nbits-fp16-ort"])
+    ctx = BuildContext(tiny_sam2, photos, 256, tmp_path)
+    x = photo_batch[:1]
+    with torch.no_grad():
+        ref = encode(tiny_sam2, x)["image_embed"]
+        built = half.make_student(ctx)
+        assert built.onnx_path is not None
+        assert built.onnx_path.name == "float_encoder_fp16.onnx"
+        assert cosine(encode(built.model, x)["image_embed"], ref) > 0.9999
+        built = ours.make_student(ctx)
+        assert built.onnx_path is not None
+        assert built.onnx_path.name.endswith("_fp16.onnx")
+        proto = onnx.load(str(built.onnx_path))
+        assert sum(n.op_type == "MatMulNBits" for n in proto.graph.node) == 51
+        assert 0.9 < cosine(encode(built.model, x)["image_embed"], ref) < 0.99999

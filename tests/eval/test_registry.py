@@ -7,7 +7,14 @@ import pytest
 from sam2_quant_plugin.errors import RecipeError
 from sam2_quant_plugin.eval.baselines.ort_rtn import OrtRtnMethod
 from sam2_quant_plugin.eval.baselines.recipe_onnx import RecipeOnnxMethod
-from sam2_quant_plugin.eval.baselines.registry import DEFAULT_METHODS, make_methods
+from sam2_quant_plugin.eval.baselines.registry import (
+    BENCH_ALIASES,
+    BENCH_METHODS,
+    DEFAULT_METHODS,
+    METHODS,
+    bench_methods,
+    make_methods,
+)
 from sam2_quant_plugin.eval.baselines.torch_recipe import RecipeMethod, uniform_recipe
 
 
@@ -56,3 +63,35 @@ def test_uniform_recipe() -> None:
     assert r.default.weight.bits == 4
     assert r.default.activation.bits == 8
     assert uniform_recipe(8, None).default.activation is None
+
+
+def test_bench_and_eval_share_one_registry() -> None:
+    """Every bench variant is an eval method (same name) with a bundle; former bench names are aliases."""
+    methods = bench_methods(BENCH_METHODS)
+    assert list(methods) == list(BENCH_METHODS)
+    assert all(name in METHODS and m.name == name and m.bundle for name, m in methods.items())
+    assert [m.name for m in make_methods(BENCH_METHODS)] == list(BENCH_METHODS)  # eval runs them too
+    assert set(BENCH_ALIASES.values()) <= set(BENCH_METHODS)
+    assert list(bench_methods(["w8a8", "fp16", "ort-rtn-int4-fp16"])) == [
+        "ours-w8a8-ort",
+        "float-fp16",
+        "ort-rtn-int4-g32",
+    ]
+    vnni = bench_methods(["w8a8-vnni"])["ours-w8a8-vnni-ort"].bundle
+    assert vnni is not None
+    assert vnni.target_cpu == "vnni"
+    mixed = bench_methods(["mixed-int4"])["ours-mixed-int4-ort"].bundle
+    assert mixed is not None
+    assert (mixed.recipe, mixed.weight_format, mixed.opset) == ("mixed", "int4", 21)
+    w8 = bench_methods(["w8a8"], w8a8_recipe="w8a8_vnni")["ours-w8a8-ort"].bundle
+    assert w8 is not None
+    assert (w8.recipe, w8.target_cpu) == ("w8a8_vnni", "vnni")
+    assert bench_methods(["w8a8"])["ours-w8a8-ort"].bundle.recipe == "w8a8"  # type: ignore[union-attr]
+    with pytest.raises(RecipeError, match=r"unknown \['nncf-wc-int8'\]"):
+        bench_methods(["nncf-wc-int8"])  # an eval-only method: no bundle
+
+
+def test_default_eval_rows_are_unchanged_by_bench_methods() -> None:
+    assert "float-fp16" not in DEFAULT_METHODS
+    assert DEFAULT_METHODS[-1] == "learnable"
+    assert len(DEFAULT_METHODS) == 25

@@ -67,11 +67,33 @@ class BuiltStudent:
     timed: bool = True  # False for reference rows whose speed means nothing (e.g. the input-noise floor)
 
 
+@dataclass(frozen=True)
+class BundleSpec:
+    """How ``sam2-quant bench`` exports a method as a whole ONNX bundle (encoder + decoder, timed, audited).
+
+    ``recipe`` None: the float model. ``fp16``: the bundle's fp16 graphs are the ones measured.
+    ``encoder_pass``: a graph pass on the exported encoder (``'ort-rtn-g32'``: onnxruntime's RTN quantizer).
+    ``target_cpu``: the CPUs the file is right on (``'any'``, or ``'vnni'`` for full 8-bit int8 weights).
+    """
+
+    recipe: str | None = None
+    weight_format: str = "int8"
+    opset: int = 17
+    fp16: bool = False
+    encoder_pass: str | None = None
+    target_cpu: str = "any"
+
+
 class Method:
-    """One row of the table. Subclasses set ``name`` / ``description`` and implement :meth:`make_student`."""
+    """One row of the table. Subclasses set ``name`` / ``description`` and implement :meth:`make_student`.
+
+    ``bundle`` (None: eval only) says how ``sam2-quant bench`` exports the same method as an ONNX bundle,
+    so both commands name it the same.
+    """
 
     name: str = "method"
     description: str = ""
+    bundle: BundleSpec | None = None
 
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
         raise NotImplementedError

@@ -18,31 +18,12 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from ...onnx import runtime as onnx_runtime
+from ...onnx.runtime import make_session
 from .base import BuiltStudent
 
 log = logging.getLogger(__name__)
 
 INPUT = "image"
-
-
-def make_session(
-    path: str | Path,
-    *,
-    optimize: bool = True,
-    provider: str = "CPUExecutionProvider",
-    threads: int | None = None,
-) -> ort.InferenceSession:
-    """An onnxruntime session; ``optimize=False`` disables all graph optimisations (no Q/DQ fusion).
-
-    ``threads`` None: the count set by :func:`sam2_quant_plugin.eval.latency.set_threads` (0: ORT default).
-    """
-    if threads is None:
-        from ..latency import ort_threads
-
-        threads = ort_threads()
-    ep = "cuda" if provider.lower().startswith("cuda") else "cpu"
-    return onnx_runtime.make_session(path, ep, threads or None, optimization="all" if optimize else "disable")
 
 
 class OrtImageEncoder(nn.Module):
@@ -74,7 +55,7 @@ def ort_built_student(
     ``avg_w_bits`` None: read from the graph (:func:`onnx_weight_bits`).
     """
     return BuiltStudent(
-        model=ort_student(teacher, make_session(path, optimize=optimize)),
+        model=ort_student(teacher, make_session(path, optimization="all" if optimize else "disable")),
         avg_w_bits=onnx_weight_bits(path) if avg_w_bits is None else avg_w_bits,
         a_bits=a_bits,
         size_bytes=path.stat().st_size,

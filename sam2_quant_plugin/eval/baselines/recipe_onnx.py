@@ -15,8 +15,8 @@ from pathlib import Path
 from ...api import quant_state
 from ...int8.host import host_int8_path
 from ...int8.safety import saturation_report
-from ...recipe import Recipe
-from .base import BuildContext, BuiltStudent, Method
+from ...recipe import LayerPlan, Recipe
+from .base import BuildContext, BuiltStudent, BundleSpec, Method
 from .onnx_encoder import ort_built_student
 from .torch_recipe import RecipeMethod
 
@@ -26,21 +26,43 @@ log = logging.getLogger(__name__)
 class RecipeOnnxMethod(Method):
     """prepare_qat + calibrate + freeze with a recipe, then the package's ONNX export, run in onnxruntime."""
 
-    def __init__(self, name: str, recipe: Recipe | str | Path, description: str = "") -> None:
-        self.name, self.recipe = name, recipe
+    def __init__(
+        self,
+        name: str,
+        recipe: Recipe | str | Path,
+        description: str = "",
+        *,
+        weight_format: str | None = None,
+        fp16: bool = False,
+        bundle: BundleSpec | None = None,
+    ) -> None:
+        """``weight_format`` None: from the recipe (int4 at 4 bits or below, MatMulNBits for per-group
+        weights, else int8); ``fp16``: the exported encoder converted to fp16 (weight-only recipes);
+        ``bundle``: how ``sam2-quant bench`` exports the method (see :class:`BundleSpec`)."""
+        self.name, self.recipe, self.weight_format, self.fp16 = name, recipe, weight_format, fp16
+        self.bundle = bundle
         self._torch = RecipeMethod(name, recipe)
-        self.description = description or f"{self._torch.description}, exported (sam2_quant onnx), ORT CPU EP"
+        form = f", {weight_format} weights" if weight_format else ""
+        form += ", fp16 graph (the CUDA EP form)" if fp16 else ""
+        self.description = (
+            description or f"{self._torch.description}, exported (sam2_quant onnx{form}), ORT CPU EP"
+        )
+
+    def _format(self, plans: list[LayerPlan]) -> tuple[str, int]:
+        if self.weight_format is not None:
+            return self.weight_format, 21 if self.weight_format == "int4" else 17
+        low = min((p.weight_bits or 8) for p in plans)
+        fmt, opset = ("int4", 21) if low <= 4 else ("int8", 17)
+        if any(p.weight is not None and p.weight.group_size for p in plans):
+            fmt, opset = "matmulnbits", 17  # per-group scales are MatMulNBits' block layout
+        return fmt, opset
 
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
         from ...sam2.export import export_backbone
 
         torch_row = self._torch.make_student(ctx)  # prepare + calibrate + freeze
         frozen = torch_row.model
-        plans = quant_state(frozen).plans.values()
-        low = min((p.weight_bits or 8) for p in plans)
-        fmt, opset = ("int4", 21) if low <= 4 else ("int8", 17)
-        if any(p.weight is not None and p.weight.group_size for p in plans):
-            fmt, opset = "matmulnbits", 17  # per-group scales are MatMulNBits' block layout
+        fmt, opset = self._format(list(quant_state(frozen).plans.values()))
         report = saturation_report(frozen)
         # a measurement, not a deployment: a VNNI-only file is scored on this CPU and says so in the row
         target = "any" if report.safe else "vnni"
@@ -52,6 +74,11 @@ class RecipeOnnxMethod(Method):
             weight_format=fmt,
             target_cpu=target,
         )
+        if self.fp16:
+            from ...onnx.fp16 import to_fp16
+
+            path = to_fp16(path, path.with_name(f"{path.stem}_fp16.onnx"))
+            fmt += " fp16"
         cpu = "right on every x86 CPU" if report.safe else f"VNNI-only file ({report.summary()})"
         return ort_built_student(
             ctx.teacher,

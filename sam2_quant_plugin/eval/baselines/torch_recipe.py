@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from ...api import freeze, prepare_qat, quant_state, quantizers, weight_bits_summary
 from ...calibrate import calibrate
 from ...recipe import LayerRule, Recipe, activation_spec, load_recipe, weight_spec
-from .base import BuildContext, BuiltStudent, Method, float_param_bytes
+from .base import BuildContext, BuiltStudent, BundleSpec, Method, float_param_bytes
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class FloatMethod(Method):
 
     name = "float"
     description = "float32 teacher (reference row)"
+    bundle = BundleSpec()
 
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
         return BuiltStudent(

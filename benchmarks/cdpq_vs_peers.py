@@ -1,10 +1,13 @@
-"""CDPQ benchmark: the searched recipe vs uniform bits at the same average weight bits, and the
-learnable-bit mode beside them; mask IoU against the float teacher on held-out real frames.
+"""CDPQ benchmark: the searched recipe vs uniform bits at the same average weight bits, the learnable-bit
+mode and the peers' quantizers beside them; mask IoU against the float teacher on held-out real frames.
 
-    python -m sam2_quant_plugin.cdpq.benchmark --image-size 128 --target-bits 4.0
+    python benchmarks/cdpq_vs_peers.py --image-size 128 --target-bits 4.0
 
 Distils on the bundled photos and measures on the bundled video frames (held out) and the photos.
-Every model is evaluated as a vanilla SAM 2 rebuilt from its quantized package (the deliverable path).
+Every CDPQ / uniform model is evaluated as a vanilla SAM 2 rebuilt from its quantized package (the
+deliverable path). Peer rows (``--peers``, names of ``sam2-quant eval``'s method registry, default the
+NNCF weight-only quantizers) are measured by this run on the same teacher and images: their encoder ONNX
+file runs in onnxruntime; their size is that file. Nothing in the table comes from another run.
 """
 
 from __future__ import annotations
@@ -20,33 +23,34 @@ from typing import Any
 
 from torch import nn
 
-from ..eval.harness import Reference, build_reference, score_student
-from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
-from ..numerics import STORAGE_MODES
-from ..sam2.build import build_sam2_model
-from ..sam2.preprocess import bundled_images, bundled_video_frames, load_image
-from ..sam2.task import sam2_task
-from .config import ORDERS, CDPQConfig
-from .package import build_package, package_to_checkpoint
-from .run import run_cdpq
-from .session import load_batches
-from .student import prepare_student, set_layer_bits, size_report, weight_quantizers
+from sam2_quant_plugin.cdpq.config import ORDERS, CDPQConfig
+from sam2_quant_plugin.cdpq.package import build_package, package_to_checkpoint
+from sam2_quant_plugin.cdpq.run import run_cdpq
+from sam2_quant_plugin.cdpq.session import load_batches
+from sam2_quant_plugin.cdpq.student import prepare_student, set_layer_bits, size_report, weight_quantizers
+from sam2_quant_plugin.eval.baselines.base import BuildContext, Method
+from sam2_quant_plugin.eval.baselines.registry import make_methods
+from sam2_quant_plugin.eval.harness import Reference, Student, build_reference, score_student
+from sam2_quant_plugin.io.atomic import new_run_dir
+from sam2_quant_plugin.io.report import md_table, write_results
+from sam2_quant_plugin.models import model_info
+from sam2_quant_plugin.numerics import STORAGE_MODES
+from sam2_quant_plugin.sam2.build import build_sam2_model
+from sam2_quant_plugin.sam2.preprocess import bundled_images, bundled_video_frames, load_image
+from sam2_quant_plugin.sam2.task import sam2_task
 
-log = logging.getLogger("sam2_quant_plugin.cdpq.benchmark")
-PEERS = {
-    "NNCF INT4 g32": {"mask_iou": 0.967, "total_mb": 16.1},
-    "NNCF INT4/INT8 Hessian mix": {"mask_iou": 0.969, "total_mb": 21.3},
-    "NNCF INT8": {"mask_iou": 0.996, "total_mb": 26.4},
-}
+log = logging.getLogger("benchmarks.cdpq_vs_peers")
+#: registry names of ``sam2-quant eval`` (sam2_quant_plugin.eval.baselines.registry) measured as peer rows
+DEFAULT_PEERS = ("nncf-wc-int4-g32", "nncf-wc-int4-int8-mixed-r80", "nncf-wc-int8")
 
 
-def _fidelity(refs: dict[str, Reference], teacher: nn.Module, model: nn.Module) -> dict[str, float]:
+def _fidelity(refs: dict[str, Reference], teacher: nn.Module, model: Student) -> dict[str, float]:
     """Point-prompt mask IoU of ``model`` on each image set (teacher outputs computed once, in ``refs``)."""
     scores = {k: score_student(ref, model, teacher, progress=False) for k, ref in refs.items()}
     return {k: score["points"]["mask_iou"] for k, score in scores.items()}
 
 
-def _vanilla(args: argparse.Namespace, package: dict[str, Any], path: Path) -> nn.Module:
+def _vanilla(args: argparse.Namespace, package: dict[str, Any] | Path, path: Path) -> nn.Module:
     ckpt = package_to_checkpoint(package, path)
     return build_sam2_model(args.config, ckpt, image_size=args.image_size)
 
@@ -60,7 +64,43 @@ def uniform(args: argparse.Namespace, teacher: nn.Module, batches: list, bits: i
     return student
 
 
+def peer_methods(spec: str) -> list[Method]:
+    """The ``--peers`` methods (comma list of eval registry names); unknown names fail before any work."""
+    return make_methods([n.strip() for n in spec.split(",") if n.strip()])
+
+
+def peer_rows(
+    methods: list[Method],
+    teacher: nn.Module,
+    refs: dict[str, Reference],
+    ctx: BuildContext,
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each peer method built (calibrated on ``ctx.calib_images``) and scored by this run.
+
+    Returns the rows by method name and the methods that failed (name -> error); a failed peer is left out
+    of the table, never filled in from elsewhere.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+    for method in methods:
+        try:
+            built = method.make_student(ctx)
+            rows[method.name] = {
+                **_fidelity(refs, teacher, built.model),
+                "avg_weight_bits": built.avg_w_bits,
+                "file_mb": built.size_bytes / 1e6,
+                "size_kind": built.size_kind,
+                "runtime": built.runtime,
+                "description": method.description,
+            }
+        except Exception as e:  # a missing optional peer (e.g. nncf) must not lose the measured rows
+            log.exception("peer %s failed", method.name)
+            failed[method.name] = f"{type(e).__name__}: {e}"
+    return rows, failed
+
+
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    peers = peer_methods(args.peers)
     out = new_run_dir(args.out, "cdpq-benchmark")
     teacher = build_sam2_model(args.config, args.checkpoint, image_size=args.image_size, seed=args.seed)
     frames = [load_image(p) for p in bundled_video_frames()[: args.eval_frames]]
@@ -130,20 +170,34 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             "bit_histogram": s2["bit_histogram"],
             "seconds": time.perf_counter() - t0,
         }
+    ctx = BuildContext(teacher, images["photos"], args.image_size, out / "peers", seed=args.seed)
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    peer_table, failed = peer_rows(peers, teacher, refs, ctx)
     result = {
-        "weights": str(getattr(teacher, "sam2_quant_weights", "?")),
+        "weights": model_info(teacher).weights,
         "config": args.config,
         "image_size": args.image_size,
         "eval": {k: len(v) for k, v in images.items()},
         "points_per_side": args.points_per_side,
         "cdpq_config": base.to_dict(),
         "rows": rows,
-        "peers_reported": PEERS,
+        "peers": peer_table,
+        "peers_failed": failed,
     }
-    atomic_write_json(out / "results.json", result)
-    atomic_write_text(out / "results.md", markdown(result))
+    write_results(out / "results.json", result, out / "results.md", markdown(result))
     result["out"] = str(out)
     return result
+
+
+def _cells(name: str, r: dict[str, Any], seconds: str = "") -> list[str]:
+    """A table row: measured rows have both sizes, peer rows only their ONNX file (``file_mb``)."""
+    sizes = (
+        [f"{r['total_mb']:.2f}", f"{r['onnx_total_mb']:.2f}"]
+        if "total_mb" in r
+        else ["", f"{r['file_mb']:.2f}"]
+    )
+    iou = [f"{r['video_frames']:.4f}", f"{r['photos']:.4f}", f"{r['avg_weight_bits']:.3f}"]
+    return [name, *iou, *sizes, seconds]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -155,18 +209,21 @@ def markdown(result: dict[str, Any]) -> str:
         "biases/norms/position embeddings;",
         "ONNX MB: the same with weights as the int4 export stores them (INT4 up to 4 bits, int8 above).",
         "",
-        "| model | IoU video frames (held out) | IoU photos | avg weight bits | size MB | ONNX MB "
-        "| search s |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for name, r in result["rows"].items():
-        secs = f"{r['seconds']:.0f}" if "seconds" in r else ""
-        lines.append(
-            f"| {name} | {r['video_frames']:.4f} | {r['photos']:.4f} | {r['avg_weight_bits']:.3f} "
-            f"| {r['total_mb']:.2f} | {r['onnx_total_mb']:.2f} | {secs} |"
-        )
-    for name, r in result["peers_reported"].items():
-        lines.append(f"| {name} (peer, reported) | {r['mask_iou']:.3f} |  |  | {r['total_mb']:.1f} |  |  |")
+    headers = ("model", "IoU video frames (held out)", "IoU photos", "avg weight bits", "size MB", "ONNX MB")
+    rows = [
+        _cells(name, r, f"{r['seconds']:.0f}" if "seconds" in r else "") for name, r in result["rows"].items()
+    ]
+    rows += [_cells(f"{name} (peer, measured here)", r) for name, r in result.get("peers", {}).items()]
+    lines += md_table([*headers, "search s"], rows)
+    if result.get("peers"):
+        lines += [
+            "",
+            "Peer rows: the eval registry's methods (`sam2-quant eval --methods ...`) built by this run on "
+            "the same teacher; ONNX MB is their encoder file, run in onnxruntime inside the float SAM 2.",
+        ]
+    for name, err in result.get("peers_failed", {}).items():
+        lines += ["", f"Peer {name} failed in this run (no row): {err}"]
     cd = result["rows"].get("CDPQ search", {})
     if cd.get("seconds_per_attempt"):
         lines += [
@@ -179,7 +236,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sam2_quant_plugin.cdpq.benchmark", description=__doc__)
+    p = argparse.ArgumentParser(prog="python benchmarks/cdpq_vs_peers.py", description=__doc__)
     add_model_arguments(p)
     p.add_argument("--target-bits", type=float, default=4.0, help="CDPQ budget: average weight bits")
     p.add_argument(
@@ -208,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs")
     p.add_argument("--progress", action="store_true")
     p.add_argument("--cdpq-run", default=None, help="evaluate this finished CDPQ run instead of searching")
+    p.add_argument(
+        "--peers",
+        default=",".join(DEFAULT_PEERS),
+        help="comma list of `sam2-quant eval` method names measured beside CDPQ ('' for none)",
+    )
     return p
 
 
@@ -229,7 +291,7 @@ def script_main(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("sam2_quant_plugin.sam2.build").setLevel(logging.ERROR)
     result = run(parser.parse_args(argv))
-    sys.stdout.write(to_markdown(result) + f"\nresults: {result['out']}\n")
+    print(to_markdown(result) + f"\nresults: {result['out']}")  # noqa: T201 (a benchmark prints its table)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Search cost against the number of candidate layers: the same CDPQ search over the first k Hiera blocks.
 
-    python -m sam2_quant_plugin.cdpq.scaling --blocks 1 3 6 9 12 --image-size 128
+    python benchmarks/cdpq_scaling.py --blocks 1 3 6 9 12 --image-size 128
 
 Every run searches the whole tiny encoder's forward (so one attempt costs the same at every k) but
 lowers only the Linear layers of blocks 0..k-1, with the same ladder, threshold and budget. The search is
@@ -17,14 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..io.atomic import atomic_write_json, atomic_write_text, new_run_dir
-from ..sam2.build import build_sam2_model
-from .benchmark import add_model_arguments, script_main
-from .config import ORDERS, CDPQConfig
-from .run import run_cdpq
-from .session import load_batches
+from sam2_quant_plugin.cdpq.config import ORDERS, CDPQConfig
+from sam2_quant_plugin.cdpq.run import run_cdpq
+from sam2_quant_plugin.cdpq.session import load_batches
+from sam2_quant_plugin.io.atomic import new_run_dir
+from sam2_quant_plugin.io.report import md_table, write_results
+from sam2_quant_plugin.models import model_info
+from sam2_quant_plugin.sam2.build import build_sam2_model
 
-log = logging.getLogger("sam2_quant_plugin.cdpq.scaling")
+log = logging.getLogger("benchmarks.cdpq_scaling")
 
 
 def block_roots(k: int) -> tuple[str, ...]:
@@ -82,7 +83,7 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
     layers = [float(r["layers"]) for r in rows]
     fits = {key: fit_line(layers, [float(r[key]) for r in rows]) for key in ("attempts", "search_seconds")}
     result = {
-        "weights": str(getattr(teacher, "sam2_quant_weights", "?")),
+        "weights": model_info(teacher).weights,
         "config": args.config,
         "image_size": args.image_size,
         "ladder": list(args.ladder),
@@ -91,11 +92,14 @@ def run_scaling(args: argparse.Namespace) -> dict[str, Any]:
         "rows": rows,
         "fits": {k: {"slope": a, "intercept": b, "r2": r2} for k, (a, b, r2) in fits.items()},
     }
-    atomic_write_json(out / "results.json", result)
-    atomic_write_text(out / "results.md", markdown(result))
+    write_results(out / "results.json", result, out / "results.md", markdown(result))
     plot(result, out / "scaling.png")
     result["out"] = str(out)
     return result
+
+
+def _secs(r: dict[str, Any]) -> list[str]:
+    return [f"{r['search_seconds']:.1f}", f"{r['seconds_per_attempt'] or 0:.3f}"]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -105,15 +109,15 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"ladder {result['ladder']}, order by {result['order_by']}, budget {result['target_avg_bits']} bits",
         "",
-        "| blocks | layers | attempts | attempts / layer | search s | s / attempt |",
-        "|---|---|---|---|---|---|",
+        *md_table(
+            ("blocks", "layers", "attempts", "attempts / layer", "search s", "s / attempt"),
+            [
+                (r["blocks"], r["layers"], r["attempts"], f"{r['attempts_per_layer']:.2f}", *_secs(r))
+                for r in result["rows"]
+            ],
+        ),
+        "",
     ]
-    for r in result["rows"]:
-        lines.append(
-            f"| {r['blocks']} | {r['layers']} | {r['attempts']} | {r['attempts_per_layer']:.2f} "
-            f"| {r['search_seconds']:.1f} | {r['seconds_per_attempt'] or 0:.3f} |"
-        )
-    lines.append("")
     for key, f in result["fits"].items():
         lines.append(f"- {key} = {f['slope']:.3f} x layers + {f['intercept']:.2f} (R^2 {f['r2']:.3f})")
     return "\n".join(lines) + "\n"
@@ -142,8 +146,11 @@ def plot(result: dict[str, Any], path: Path) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sam2_quant_plugin.cdpq.scaling", description=__doc__)
-    add_model_arguments(p)
+    p = argparse.ArgumentParser(prog="python benchmarks/cdpq_scaling.py", description=__doc__)
+    p.add_argument("--config", default="sam2.1_hiera_t")
+    p.add_argument("--checkpoint", default=None, help="SAM 2 checkpoint; without it: seeded random init")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--blocks", type=int, nargs="+", default=[1, 3, 6, 9, 12])
     p.add_argument("--ladder", type=int, nargs="+", default=[8, 4, 2])
     p.add_argument("--target-bits", type=float, default=4.0)
@@ -154,7 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return script_main(argv, build_parser(), run_scaling, markdown)
+    """Parse, run, print the Markdown table and the results folder (logging to stderr)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sam2_quant_plugin.sam2.build").setLevel(logging.ERROR)
+    result = run_scaling(build_parser().parse_args(argv))
+    print(markdown(result) + f"\nresults: {result['out']}")  # noqa: T201 (a benchmark prints its table)
+    return 0
 
 
 if __name__ == "__main__":
