@@ -142,8 +142,8 @@ class CDPQConfig:
         if self.target_bytes is not None and self.storage in ("onnx", "nbits") and min(lad) > 4:
             raise ConfigError(
                 f"target_bytes with storage={self.storage!r} and ladder {lad}: the export stores every width "
-                "above 4 bits as int8, so no step on this ladder saves a byte and the budget cannot be met. Fix: "
-                "add 4 (or lower) to the ladder, or count packed bits with storage='packed'."
+                "above 4 bits as int8, so no step on this ladder saves a byte and the budget cannot be met. "
+                "Fix: add 4 (or lower) to the ladder, or count packed bits with storage='packed'."
             )
 
     @property
