@@ -17,6 +17,7 @@ from typing import Any, Literal, cast
 import torch
 from torch import nn
 
+from .device import model_device
 from .errors import RecipeError
 from .fake_quant.frozen import FrozenFakeQuantize
 from .numerics import qrange, storage_bits
@@ -106,7 +107,7 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
     for name, plan in plans.items():
         if plan.activation is not None:
             mod = model.get_submodule(name)
-            mod.add_module(INPUT_FQ, make_fake_quant(plan.activation))
+            mod.add_module(INPUT_FQ, make_fake_quant(plan.activation).to(model_device(mod)))
             mod.register_forward_pre_hook(_quantize_input)
     setattr(model, _STATE_ATTR, QuantState(recipe, plans))
     wbits = [p.weight_bits for p in plans.values() if p.weight_bits]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .api import fake_quants, quant_state, set_observers
+from .device import resolve_device
 from .errors import CalibrationError
 from .fake_quant.learnable import LearnableBitFakeQuantize
 from .gptq import apply_gptq, collect_hessians
@@ -50,6 +51,7 @@ def calibrate(
     batch_size: int = 1,
     points_per_side: int = 4,
     progress: bool = True,
+    device: str | torch.device | None = None,
 ) -> nn.Module:
     """Collect ranges: observers on, run ``forward_loop``, observers off.
 
@@ -63,6 +65,8 @@ def calibrate(
     those modules, e.g. the video path for memory attention).
     """
     state = quant_state(model)
+    if device is not None:  # 'cpu' | 'cuda' | 'auto'; None: where the model is. Inputs follow the model.
+        model.to(resolve_device(device))
     loop = forward_loop or adapter_for(model).forward_loop(
         images,
         plans=tuple(state.plans),

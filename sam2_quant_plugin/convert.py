@@ -80,6 +80,7 @@ def convert(model: nn.Module, *, inplace: bool = False) -> nn.Module:
         model = freeze(model, inplace=inplace)
     elif not inplace:
         model = copy.deepcopy(model)
+    model = model.cpu()  # torch's int8 kernels (fbgemm / x86 / onednn) are CPU kernels
     state = quant_state(model)
     engine = select_engine()
     _refuse_saturation(model)

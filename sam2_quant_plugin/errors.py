@@ -52,3 +52,7 @@ class BundleError(Sam2QuantError, ValueError):
 
 class Int8Error(Sam2QuantError, RuntimeError):
     """An int8 kernel on this CPU would compute wrong numbers (u8 x s8 int16 saturation without VNNI)."""
+
+
+class DeviceError(Sam2QuantError, RuntimeError):
+    """A device was asked for that this machine does not have (e.g. ``--device cuda`` without a GPU)."""

@@ -38,7 +38,7 @@ class HessianStats:
     def add(self, name: str, x: torch.Tensor) -> None:
         x = x.detach().reshape(-1, x.shape[-1]).double()
         if name not in self.sums:
-            self.sums[name] = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64)
+            self.sums[name] = torch.zeros(x.shape[1], x.shape[1], dtype=torch.float64, device=x.device)
             self.counts[name] = 0
         self.sums[name] += x.T @ x
         self.counts[name] += x.shape[0]
@@ -100,7 +100,7 @@ def gptq_round(
     dead = torch.diag(h) == 0
     h[dead, dead] = 1.0
     w[:, dead] = 0.0
-    h += torch.eye(k) * damp * torch.diag(h).mean()
+    h += torch.eye(k, device=h.device) * damp * torch.diag(h).mean()
     upper = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
     block = max(block, group_size) if group_size else block
     block -= block % group_size if group_size else 0
@@ -109,7 +109,7 @@ def gptq_round(
     out = torch.zeros_like(w)
     for b0 in range(0, k, block):
         b1 = min(b0 + block, k)
-        wb, err, ub = w[:, b0:b1].clone(), torch.zeros(n, b1 - b0), upper[b0:b1, b0:b1]
+        wb, err, ub = w[:, b0:b1].clone(), torch.zeros(n, b1 - b0, device=w.device), upper[b0:b1, b0:b1]
         scale = channel_scale
         for i in range(b1 - b0):
             if group_size and i % group_size == 0:
@@ -140,7 +140,7 @@ def apply_gptq(model: nn.Module, stats: HessianStats) -> dict[str, float]:
         if not fq.symmetric or not fq.signed:
             raise ValueError(f"{name}: GPTQ rounding needs symmetric signed weights (symmetric: true)")
         qmin, qmax = qrange(fq.bits, fq.signed, fq.narrow_range)
-        h = stats.hessian(name)
+        h = stats.hessian(name).to(layer.weight.device)
         group = getattr(fq, "group_size", 0)
         rounded, scale = gptq_round(layer.weight, h, qmin, qmax, group)
         view = fq.quant_view(layer.weight)

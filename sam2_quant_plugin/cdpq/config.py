@@ -39,6 +39,10 @@ class CDPQConfig:
 
     name: str = "cdpq"
     model: str = "sam2"  # the model family (adapter) that builds the models and their batches and task
+    device: str = (
+        "auto"  # cpu | cuda | cuda:N | auto (CUDA when present); torchrun: each rank its LOCAL_RANK GPU
+    )
+    autocast: str | None = None  # "bf16" | "fp16": the frozen teacher's forward under CUDA autocast
     teacher_config: str = "sam2.1_hiera_t"
     student_config: str = "sam2.1_hiera_t"
     teacher_checkpoint: str | None = None
@@ -123,6 +127,8 @@ class CDPQConfig:
             raise ConfigError(f"order_by={self.order_by!r}; use one of {ORDERS}")
         if self.storage not in STORAGE_MODES:
             raise ConfigError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
+        if self.autocast not in (None, "bf16", "fp16"):
+            raise ConfigError(f"autocast={self.autocast!r}; use 'bf16', 'fp16' or None (float32 teacher)")
         if self.bit_lr is not None and not self.bit_lr > 0:
             raise ConfigError(f"bit_lr={self.bit_lr}: must be > 0 (or None for the automatic rate)")
         if self.mode not in ("search", "differentiable"):

@@ -44,7 +44,13 @@ def wrap(module: nn.Module) -> nn.Module:
     """DDP around ``module`` when a process group is up (unused parameters allowed: SAM 2's video parts)."""
     if not active():
         return module
-    return nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
+    device = next(module.parameters()).device
+    ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else None
+    )
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
 
 
 def from_main(value: T) -> T:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..device import describe, resolve_device
 from ..models.registry import get_adapter
 from .config import CDPQConfig
 from .data import Batch, find_samples, shard
@@ -64,17 +65,29 @@ def build_session(
     """
     adapter = get_adapter(cfg.model)
     task = task if task is not None else adapter.task()
+    device = resolve_device(cfg.device)
+    log.info("CDPQ on %s", describe(device))
     if teacher is None:
         teacher = adapter.build(
-            cfg.teacher_config, cfg.teacher_checkpoint, image_size=cfg.image_size, seed=cfg.seed
+            cfg.teacher_config,
+            cfg.teacher_checkpoint,
+            image_size=cfg.image_size,
+            seed=cfg.seed,
+            device=device,
         )
+    teacher = teacher.to(device)
     if student_float is None:
         if cfg.same_architecture and cfg.student_checkpoint in (None, cfg.teacher_checkpoint):
             student_float = teacher
         else:
             student_float = adapter.build(
-                cfg.student_config, cfg.student_checkpoint, image_size=cfg.image_size, seed=cfg.seed
+                cfg.student_config,
+                cfg.student_checkpoint,
+                image_size=cfg.image_size,
+                seed=cfg.seed,
+                device=device,
             )
+    student_float = student_float.to(device)
     teacher.eval().requires_grad_(False)
     train, val = batches if batches is not None else load_batches(cfg)
     train = shard(train, rank(), world_size())
@@ -104,4 +117,6 @@ def build_session(
             cfg.student_config,
         )
     log.info("%d candidate layers under %s", len(candidates), ", ".join(cfg.target_roots))
-    return Session(cfg, teacher, student, task, train, val, TeacherCache(teacher, task, layers), candidates)
+    return Session(
+        cfg, teacher, student, task, train, val, TeacherCache(teacher, task, layers, cfg.autocast), candidates
+    )

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..device import model_device
 from .config import LossWeights
 from .data import Batch
 from .features import Captured, FeatureCapture
@@ -21,7 +22,15 @@ log = logging.getLogger(__name__)
 
 
 def _detach(out: Outputs) -> Outputs:
-    return {k: [t.detach() for t in v] if isinstance(v, list) else v.detach() for k, v in out.items()}
+    """Detached float32 copies (a teacher run under bf16/fp16 autocast gives half-precision outputs)."""
+
+    def one(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().float() if t.is_floating_point() else t.detach()
+
+    return {k: [one(t) for t in v] if isinstance(v, list) else one(v) for k, v in out.items()}
+
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -31,12 +40,20 @@ class TeacherCache:
     teacher: nn.Module
     task: Task
     layers: Sequence[str]
+    #: "bf16" / "fp16": the frozen teacher runs under CUDA autocast (its outputs are stored as float32);
+    #: ignored off CUDA. The student always trains in float32 (fake-quant rounding needs it).
+    autocast: str | None = None
     _cache: dict[int, tuple[Outputs, dict[str, Captured]]] = field(default_factory=dict)
 
     @torch.no_grad()
     def get(self, key: int, batch: Batch) -> tuple[Outputs, dict[str, Captured]]:
         if key not in self._cache:
-            with FeatureCapture(self.teacher, self.layers, detach=True) as cap:
+            on_cuda = model_device(self.teacher).type == "cuda"
+            dtype = AUTOCAST.get(self.autocast or "", torch.float32)
+            with (
+                torch.autocast("cuda", dtype=dtype, enabled=on_cuda and self.autocast is not None),
+                FeatureCapture(self.teacher, self.layers, detach=True) as cap,
+            ):
                 out = self.task(self.teacher, batch)
             self._cache[key] = (_detach(out), cap.outputs)
         return self._cache[key]

@@ -77,6 +77,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--bit-lambda", type=float, default=0.05, help="differentiable mode: bit penalty weight")
     p.add_argument(
+        "--autocast",
+        choices=("bf16", "fp16"),
+        default=None,
+        help="run the frozen teacher under CUDA autocast (its outputs kept as float32; ignored on CPU)",
+    )
+    p.add_argument(
         "--bit-lr",
         type=float,
         default=None,
@@ -119,6 +125,8 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "lr": args.lr,
         "bit_lambda": args.bit_lambda,
         "bit_lr": args.bit_lr,
+        "device": args.device,
+        "autocast": args.autocast,
         "max_attempts": args.max_attempts,
     }
     if args.set:
@@ -144,7 +152,7 @@ def parse_set(text: str) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     ddp.init_from_env()
     if args.resume:  # the saved config, but --max-attempts as given now (none: run to the end)
-        cfg = replace(load_config(args.resume), max_attempts=args.max_attempts)
+        cfg = replace(load_config(args.resume), max_attempts=args.max_attempts, device=args.device)
     else:
         cfg = config_from_args(args)
         check_writable(args.out)

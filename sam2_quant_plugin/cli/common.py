@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from torch import nn
 
+from ..device import describe, resolve_device
 from ..models.info import model_info
 from ..sam2.build import build_sam2_model
+
+log = logging.getLogger("sam2-quant")
 
 
 def add_model_arguments(p: argparse.ArgumentParser, *, image_size: int = 512) -> None:
@@ -19,10 +23,20 @@ def add_model_arguments(p: argparse.ArgumentParser, *, image_size: int = 512) ->
     )
     p.add_argument("--image-size", type=int, default=image_size, help="model input size (multiple of 32)")
     p.add_argument("--seed", type=int, default=0, help="seed for random init and sampling")
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where PyTorch steps run (calibration, QAT, GPTQ, CDPQ, the torch side of eval): cpu, cuda, "
+        "cuda:N or auto (default: CUDA when torch sees a GPU). ONNX export and onnxruntime are unaffected",
+    )
 
 
 def build_model(args: argparse.Namespace) -> nn.Module:
-    return build_sam2_model(args.config, args.checkpoint, image_size=args.image_size, seed=args.seed)
+    device = resolve_device(getattr(args, "device", "auto"))
+    log.info("PyTorch device: %s", describe(device))
+    return build_sam2_model(
+        args.config, args.checkpoint, image_size=args.image_size, seed=args.seed, device=device
+    )
 
 
 def weights_label(model: nn.Module) -> str:

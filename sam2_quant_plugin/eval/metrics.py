@@ -9,13 +9,13 @@ from torch import Tensor
 
 
 def cosine(a: Tensor, b: Tensor) -> float:
-    """Cosine similarity of two tensors flattened (float64)."""
-    a, b = a.detach().double().flatten(), b.detach().double().flatten()
+    """Cosine similarity of two tensors flattened (float64, on the CPU: they may sit on different devices)."""
+    a, b = a.detach().cpu().double().flatten(), b.detach().cpu().double().flatten()
     return float(torch.dot(a, b) / (a.norm() * b.norm()).clamp_min(1e-30))
 
 
 def max_abs_diff(a: Tensor, b: Tensor) -> float:
-    return float((a.detach().double() - b.detach().double()).abs().max())
+    return float((a.detach().cpu().double() - b.detach().cpu().double()).abs().max())
 
 
 def masks_from_logits(logits: Tensor, threshold: float = 0.0) -> Tensor:
@@ -60,6 +60,7 @@ def mask_iou(student_logits: Tensor, teacher_logits: Tensor, threshold: float = 
         raise ValueError(
             f"shape mismatch: student {tuple(student_logits.shape)} vs teacher {tuple(teacher_logits.shape)}"
         )
+    student_logits, teacher_logits = student_logits.detach().cpu(), teacher_logits.detach().cpu()
     s = (
         masks_from_logits(student_logits, threshold).flatten(0, -3)
         if student_logits.dim() > 2

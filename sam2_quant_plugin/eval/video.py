@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from ..device import model_device
 from ..models.info import model_info, set_model_info
 from ..sam2.build import build_sam2_model
 from ..sam2.forward import model_image_size
@@ -53,6 +54,7 @@ def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -
         build_log.setLevel(level)
     vp.load_state_dict(teacher.state_dict(), strict=True)
     set_model_info(vp, model_info(teacher))
+    vp.to(model_device(teacher))  # the teacher's device (the student's children sit there too)
     if student is not None:
         for name, child in student.named_children():
             setattr(vp, name, child)

@@ -52,7 +52,13 @@ class ModelAdapter(Protocol):
         ...
 
     def build(
-        self, config: str, checkpoint: str | Path | None, *, image_size: int | None, seed: int
+        self,
+        config: str,
+        checkpoint: str | Path | None,
+        *,
+        image_size: int | None,
+        seed: int,
+        device: str | torch.device = "cpu",
     ) -> nn.Module:
         """A float model (seeded random init without ``checkpoint``) with its :class:`ModelInfo` attached."""
         ...

@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
+from ..device import model_device
 from ..errors import CalibrationError, ExportError, ModelConfigError
 from .adapter import ForwardLoop, GraphSpec, ModelAdapter, Task
 from .info import ModelInfo, model_info
@@ -29,7 +31,13 @@ class GenericAdapter:
         return True
 
     def build(
-        self, config: str, checkpoint: str | Path | None, *, image_size: int | None, seed: int
+        self,
+        config: str,
+        checkpoint: str | Path | None,
+        *,
+        image_size: int | None,
+        seed: int,
+        device: str | torch.device = "cpu",
     ) -> nn.Module:
         raise ModelConfigError(
             f"the generic adapter cannot build {config!r}: it knows no model zoo. Fix: build the model "
@@ -97,7 +105,8 @@ class GenericAdapter:
 def output_task(model: nn.Module, batch: Any) -> dict[str, Any]:
     """``{"output": model(batch)}`` (a tuple/list batch is passed as positional arguments)."""
     args = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-    return {"output": model(*args)}
+    device = model_device(model)  # inputs follow the model
+    return {"output": model(*(a.to(device) if isinstance(a, torch.Tensor) else a for a in args))}
 
 
 def _implements_protocol(adapter: GenericAdapter) -> ModelAdapter:

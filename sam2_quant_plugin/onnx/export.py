@@ -69,7 +69,7 @@ def ready_for_export(model: nn.Module) -> nn.Module:
             f"{len(bad)} quantizer(s) cannot be lowered to ONNX: " + "; ".join(bad) + ". Fix: freeze(model) "
             "after calibration and keep every bit width in 2..8."
         )
-    return _scope_input_quant(model).eval()
+    return _scope_input_quant(model).cpu().eval()  # export traces a CPU copy, wherever the model trains
 
 
 def _forward_with_input_quant(self: nn.Module, x: torch.Tensor, *args: object, **kwargs: object) -> object:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ..models.adapter import ForwardLoop, GraphSpec, ModelAdapter, Task
@@ -26,11 +27,17 @@ class SAM2Adapter:
         return hasattr(model, "image_encoder") and hasattr(model, "forward_image")
 
     def build(
-        self, config: str, checkpoint: str | Path | None, *, image_size: int | None, seed: int
+        self,
+        config: str,
+        checkpoint: str | Path | None,
+        *,
+        image_size: int | None,
+        seed: int,
+        device: str | torch.device = "cpu",
     ) -> nn.Module:
         from .build import build_sam2_model
 
-        return build_sam2_model(config, checkpoint, image_size=image_size or 1024, seed=seed)
+        return build_sam2_model(config, checkpoint, image_size=image_size or 1024, seed=seed, device=device)
 
     def info(self, model: nn.Module) -> ModelInfo:
         info = model_info(model)

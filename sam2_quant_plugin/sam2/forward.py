@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..device import model_device
 from ..models.info import model_info
 
 
@@ -33,7 +34,7 @@ def encode(model: torch.nn.Module, x: Tensor) -> dict[str, Tensor | list[Tensor]
             f"encode expects a [B, 3, S, S] tensor, got {tuple(x.shape)}; fix: use to_model_input()."
         )
     batch = x.shape[0]
-    backbone_out = model.forward_image(x)
+    backbone_out = model.forward_image(x.to(model_device(model)))  # inputs follow the model's device
     _, vision_feats, _, feat_sizes = model._prepare_backbone_features(backbone_out)
     if model.directly_add_no_mem_embed:
         vision_feats[-1] = vision_feats[-1] + model.no_mem_embed
@@ -88,8 +89,9 @@ def decode(
         raise ValueError(
             "decode needs labels [B, N] matching points [B, N, 2]; fix: pass 1 (fg) / 0 (bg) labels."
         )
-    image_embed = feats["image_embed"]
-    high_res = list(feats["high_res_feats"])
+    device = model_device(model)  # features and prompts follow the model (ORT features come on the CPU)
+    image_embed = feats["image_embed"].to(device)
+    high_res = [f.to(device) for f in feats["high_res_feats"]]
     n_img = image_embed.shape[0]
     if n_img == 1 and batch > 1:
         image_embed = image_embed.expand(batch, -1, -1, -1)
@@ -102,8 +104,10 @@ def decode(
 
     coords = None
     if points is not None:
-        coords = (points.float(), labels.to(device=points.device, dtype=torch.int))
+        points = points.to(device)
+        coords = (points.float(), labels.to(device=device, dtype=torch.int))
     if boxes is not None:
+        boxes = boxes.to(device)
         box_coords = boxes.float().reshape(-1, 2, 2)
         box_labels = torch.tensor([[2, 3]], dtype=torch.int, device=boxes.device).repeat(boxes.shape[0], 1)
         if coords is None:
