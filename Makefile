@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat .ci/requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test test-fast lint bench clean-venv
+.PHONY: setup demo test test-fast lint bench gpu-check clean-venv
 
 $(STAMP): .ci/requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -33,6 +33,9 @@ lint: $(STAMP)        ## ruff + mypy
 
 bench: $(STAMP)       ## CPU EP latency/size/parity table -> docs/BENCHMARKS.md
 	$(BIN)/sam2-quant bench --doc docs/BENCHMARKS.md
+
+gpu-check: $(STAMP)   ## on a GPU machine (torch+CUDA, onnxruntime-gpu): MatMulNBits 2/4/8 on the CUDA EP, CDPQ on CUDA at 1024 px, bench CUDA EP rows
+	$(BIN)/python benchmarks/gpu_check.py --out runs
 
 clean-venv:
 	rm -rf $(VENV)
