@@ -164,10 +164,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         model = _vanilla(
             args, Path(s2["run_dir"]) / "package.pt", Path(s2["run_dir"]) / "vanilla_checkpoint.pt"
         )
-        rows["learnable bits (differentiable)"] = {
+        rows["learnable bits (differentiable, same budget)"] = {
             **_fidelity(refs, teacher, model),
             **s2["size"],
             "bit_histogram": s2["bit_histogram"],
+            "budget_met": s2.get("budget_met"),
             "seconds": time.perf_counter() - t0,
         }
     ctx = BuildContext(teacher, images["photos"], args.image_size, out / "peers", seed=args.seed)
@@ -259,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-frames", type=int, default=8)
     p.add_argument("--points-per-side", type=int, default=8)
     p.add_argument("--no-learnable", dest="learnable", action="store_false")
-    p.add_argument("--bit-lambda", type=float, default=0.5)
-    p.add_argument("--bit-lr", type=float, default=0.5)
+    p.add_argument("--bit-lambda", type=float, default=CDPQConfig.bit_lambda, help="default: the CLI's")
+    p.add_argument("--bit-lr", type=float, default=None, help="default: automatic (the CLI's)")
     p.add_argument("--diff-epochs", type=int, default=4)
     p.add_argument("--out", default="runs")
     p.add_argument("--progress", action="store_true")
