@@ -127,30 +127,38 @@ def gptq_round(
 
 
 @torch.no_grad()
+def gptq_layer(layer: nn.Module, hessian: torch.Tensor, name: str = "layer") -> float:
+    """GPTQ-round one layer at its quantizer's current width: weight and scale replaced in place.
+
+    Returns the output error ratio against round-to-nearest (see :func:`apply_gptq`). Used by
+    :func:`apply_gptq` after calibration and by CDPQ for each bit-drop attempt (``rounding='gptq'``).
+    """
+    fq = layer.weight_fake_quant
+    if not fq.symmetric or not fq.signed:
+        raise ValueError(f"{name}: GPTQ rounding needs symmetric signed weights (symmetric: true)")
+    qmin, qmax = qrange(fq.bits, fq.signed, fq.narrow_range)
+    h = hessian.to(layer.weight.device)
+    rounded, scale = gptq_round(layer.weight, h, qmin, qmax, getattr(fq, "group_size", 0))
+    view = fq.quant_view(layer.weight)
+    rtn_scale = _group_scale(view, qmin, qmax)[:, None]
+    rtn = _snap(view, rtn_scale, qmin, qmax).reshape(layer.weight.shape)
+    ratio = float(_output_error(layer.weight, rounded, h) / _output_error(layer.weight, rtn, h))
+    layer.weight.copy_(rounded)
+    scale = scale.to(fq.scale.dtype)
+    fq.scale.data = scale.reshape(fq.scale.shape) if scale.numel() == fq.scale.numel() else scale
+    fq.zero_point.data = torch.zeros_like(fq.scale.data, dtype=fq.zero_point.dtype)
+    fq.scale_initialized.fill_(1)
+    return ratio
+
+
+@torch.no_grad()
 def apply_gptq(model: nn.Module, stats: HessianStats) -> dict[str, float]:
     """GPTQ-round every layer in ``stats``: weight and quantizer scale replaced in place.
 
     Returns, per layer, the output error ratio ``tr(E H E^T) / tr(E_rtn H E_rtn^T)`` of GPTQ against
     round-to-nearest with the same kind of scales (below 1: GPTQ is closer on the recorded inputs).
     """
-    ratios = {}
-    for name in stats.sums:
-        layer = model.get_submodule(name)
-        fq = layer.weight_fake_quant
-        if not fq.symmetric or not fq.signed:
-            raise ValueError(f"{name}: GPTQ rounding needs symmetric signed weights (symmetric: true)")
-        qmin, qmax = qrange(fq.bits, fq.signed, fq.narrow_range)
-        h = stats.hessian(name).to(layer.weight.device)
-        group = getattr(fq, "group_size", 0)
-        rounded, scale = gptq_round(layer.weight, h, qmin, qmax, group)
-        view = fq.quant_view(layer.weight)
-        rtn_scale = _group_scale(view, qmin, qmax)[:, None]
-        rtn = _snap(view, rtn_scale, qmin, qmax).reshape(layer.weight.shape)
-        ratios[name] = float(_output_error(layer.weight, rounded, h) / _output_error(layer.weight, rtn, h))
-        layer.weight.copy_(rounded)
-        fq.scale.data = scale.to(fq.scale.dtype)
-        fq.zero_point.data = torch.zeros_like(scale, dtype=fq.zero_point.dtype)
-        fq.scale_initialized.fill_(1)
+    ratios = {name: gptq_layer(model.get_submodule(name), stats.hessian(name), name) for name in stats.sums}
     if ratios:
         mean = sum(ratios.values()) / len(ratios)
         log.info(

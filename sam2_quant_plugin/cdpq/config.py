@@ -63,6 +63,9 @@ class CDPQConfig:
     # convolutions stay per-channel), the block layout of MatMulNBits, so it costs no bytes there
     group_size: int | None = None
     refit_scale: bool = True  # MSE clip search for the new range after each bit drop
+    # "gptq": each attempt and probe scores the layer GPTQ-rounded at the new width (Hessians of its inputs
+    # from the training batches, Linear layers; convolutions keep the refit), and a kept drop keeps it
+    rounding: str = "rtn"
     # KD training
     rounds: int = 2
     epochs_per_round: int = 1
@@ -129,6 +132,8 @@ class CDPQConfig:
             raise ConfigError(f"storage={self.storage!r}; use one of {STORAGE_MODES}")
         if self.autocast not in (None, "bf16", "fp16"):
             raise ConfigError(f"autocast={self.autocast!r}; use 'bf16', 'fp16' or None (float32 teacher)")
+        if self.rounding not in ("rtn", "gptq"):
+            raise ConfigError(f"rounding={self.rounding!r}; use 'rtn' or 'gptq'")
         if self.bit_lr is not None and not self.bit_lr > 0:
             raise ConfigError(f"bit_lr={self.bit_lr}: must be > 0 (or None for the automatic rate)")
         if self.mode not in ("search", "differentiable"):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..gptq import gptq_layer
 from .session import Session
 from .student import set_layer_bits, weight_quantizers
 from .train import evaluate
@@ -49,12 +50,20 @@ class EvalMirror:
         Returns the validation loss and an ``undo`` that restores the layer's quantizer (and this mirror).
         """
         fq = weight_quantizers(self.s.student)[name]
+        layer = self.s.student.get_submodule(name)
         snapshot = {k: v.clone() for k, v in fq.state_dict().items()}
+        weight = layer.weight.detach().clone()
         set_layer_bits(self.s.student, name, bits, refit=self.s.cfg.refit_scale)
+        hessians = self.s.hessians
+        if hessians is not None and name in hessians.sums:
+            with torch.no_grad():
+                gptq_layer(layer, hessians.hessian(name), name)
         self.sync_layer(name)
 
         def undo() -> None:
             fq.load_state_dict(snapshot)
+            with torch.no_grad():
+                layer.weight.copy_(weight)
             self.sync_layer(name)
 
         return self.loss(), undo

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from ..device import describe, resolve_device
+from ..gptq import HessianStats, collect_hessians
 from ..models.registry import get_adapter
 from .config import CDPQConfig
 from .data import Batch, find_samples, shard
@@ -30,6 +32,7 @@ class Session:
     val: list[Batch]
     cache: TeacherCache
     candidates: list[str]
+    hessians: HessianStats | None = None  # rounding='gptq': inputs of the Linear candidates
 
 
 def load_batches(cfg: CDPQConfig) -> tuple[list[Batch], list[Batch]]:
@@ -67,26 +70,18 @@ def build_session(
     task = task if task is not None else adapter.task()
     device = resolve_device(cfg.device)
     log.info("CDPQ on %s", describe(device))
+
+    def build(config: str, checkpoint: str | None) -> nn.Module:
+        return adapter.build(config, checkpoint, image_size=cfg.image_size, seed=cfg.seed, device=device)
+
     if teacher is None:
-        teacher = adapter.build(
-            cfg.teacher_config,
-            cfg.teacher_checkpoint,
-            image_size=cfg.image_size,
-            seed=cfg.seed,
-            device=device,
-        )
+        teacher = build(cfg.teacher_config, cfg.teacher_checkpoint)
     teacher = teacher.to(device)
     if student_float is None:
         if cfg.same_architecture and cfg.student_checkpoint in (None, cfg.teacher_checkpoint):
             student_float = teacher
         else:
-            student_float = adapter.build(
-                cfg.student_config,
-                cfg.student_checkpoint,
-                image_size=cfg.image_size,
-                seed=cfg.seed,
-                device=device,
-            )
+            student_float = build(cfg.student_config, cfg.student_checkpoint)
     student_float = student_float.to(device)
     teacher.eval().requires_grad_(False)
     train, val = batches if batches is not None else load_batches(cfg)
@@ -103,6 +98,7 @@ def build_session(
         learn_bits=cfg.mode == "differentiable",
     )
     candidates = sorted(weight_quantizers(student), key=list(dict(student.named_modules())).index)
+    hessians = _hessians(student, task, train, candidates) if cfg.rounding == "gptq" else None
     if cfg.same_architecture:
         layers = matching_layers(teacher, student, candidates)
         log.info(
@@ -117,6 +113,15 @@ def build_session(
             cfg.student_config,
         )
     log.info("%d candidate layers under %s", len(candidates), ", ".join(cfg.target_roots))
-    return Session(
-        cfg, teacher, student, task, train, val, TeacherCache(teacher, task, layers, cfg.autocast), candidates
-    )
+    cache = TeacherCache(teacher, task, layers, cfg.autocast)
+    return Session(cfg, teacher, student, task, train, val, cache, candidates, hessians)
+
+
+def _hessians(student: nn.Module, task: Task, batches: list[Batch], candidates: list[str]) -> HessianStats:
+    """``sum(x x^T)`` of each Linear candidate's inputs over the training batches (the 8-bit student's)."""
+    linears = [n for n in candidates if isinstance(student.get_submodule(n), nn.Linear)]
+    with torch.no_grad(), collect_hessians(student, linears) as stats:
+        for batch in batches:
+            task(student, batch)
+    log.info("GPTQ in the search: Hessians of %d Linear candidates (others keep the MSE refit)", len(linears))
+    return stats

@@ -77,6 +77,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--bit-lambda", type=float, default=0.05, help="differentiable mode: bit penalty weight")
     p.add_argument(
+        "--rounding",
+        choices=("rtn", "gptq"),
+        default="rtn",
+        help="how a lowered layer is rounded when it is scored: rtn (MSE-clipped round to nearest) or gptq "
+        "(GPTQ from the layer's input Hessian; Linear layers, convolutions stay rtn)",
+    )
+    p.add_argument(
         "--autocast",
         choices=("bf16", "fp16"),
         default=None,
@@ -126,6 +133,7 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "bit_lambda": args.bit_lambda,
         "bit_lr": args.bit_lr,
         "device": args.device,
+        "rounding": args.rounding,
         "autocast": args.autocast,
         "max_attempts": args.max_attempts,
     }
