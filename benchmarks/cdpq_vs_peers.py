@@ -126,6 +126,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         sensitivity=args.sensitivity,
         confidence=args.confidence,
         order_by=args.order_by,
+        rounding=args.rounding,
     )
     batches = load_batches(base)
     rows: dict[str, dict[str, Any]] = {}
@@ -256,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--impact-threshold", type=float, default=0.002)
     p.add_argument("--confidence", default="mean")
     p.add_argument("--order-by", choices=ORDERS, default="confidence")
+    p.add_argument("--rounding", choices=("rtn", "gptq"), default="rtn", help="CDPQ: how attempts round")
     p.add_argument("--sensitivity", default=None, help="grad_norm | fisher | hutchinson")
     p.add_argument("--eval-frames", type=int, default=8)
     p.add_argument("--points-per-side", type=int, default=8)
