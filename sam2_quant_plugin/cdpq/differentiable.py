@@ -1,12 +1,13 @@
-"""Differentiable bit search: loss = KD + lambda * sum_i b_i * size_i / importance_i with float bit
-offsets (the learnable fake-quant), a separate optimizer group for bits, clamping after every step and
-warnings for bits that sit at a bound.
+"""Differentiable bit search: loss = KD + lambda * sum_i b_i * size_i / importance_i with float bit offsets
+(the learnable fake-quant), a separate optimizer group for bits, clamping after every step and warnings for
+bits that sit at a bound.
 
-With a size budget (``target_avg_bits`` / ``target_bytes``) the bit term acts only while the rounded bits
-miss it, so bits fall to the budget and KD then holds each layer where it matters; without one the term
-always acts. The bit learning rate defaults to what lets an offset cross the whole [min, max] range
-twice in the run (Adam moves a parameter by about its learning rate per step): a fixed small rate on a
-short run (two photos, four epochs: eight steps) moves no bit at all.
+With a size budget (``target_avg_bits`` / ``target_bytes``) the bit term acts only while the rounded bits miss
+it, and its weight doubles after every step that ends above the budget (dual ascent: KD's pull on the bits is
+larger than a fixed small lambda's), so bits fall to the budget and KD then holds each layer where it matters;
+without one the term always acts with ``bit_lambda``. The bit learning rate defaults to what lets an offset
+cross the whole [min, max] range twice in the run (Adam moves a parameter by about its learning rate per
+step): a fixed small rate on a short run (two photos, four epochs: eight steps) moves no bit at all.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from .train import kd_epoch, make_optimizer
 
 log = logging.getLogger(__name__)
 STUCK_SHARE = 0.9
+#: with a budget, lambda grows by this factor after every step that ends above it
+LAMBDA_GROWTH = 2.0
 
 
 def clamp_offsets(student: torch.nn.Module, at_bound: Counter | None = None) -> None:
@@ -78,15 +81,19 @@ def run_differentiable(
     at_bound: Counter = Counter()
     steps = 0
 
+    lam = cfg.bit_lambda
+
     def penalty() -> torch.Tensor:
         if cfg.has_budget and budget_met(s):
             return torch.zeros(())
-        return cfg.bit_lambda * bit_penalty(s.student, importance, soft=True)
+        return lam * bit_penalty(s.student, importance, soft=True)
 
     def after_step() -> None:
-        nonlocal steps
+        nonlocal steps, lam
         steps += 1
         clamp_offsets(s.student, at_bound)
+        if cfg.has_budget and not budget_met(s):  # dual ascent: the bit term grows until it wins over KD
+            lam *= LAMBDA_GROWTH
 
     curve: list[float] = []
     for epoch in range(cfg.diff_epochs):
@@ -137,7 +144,14 @@ def run_differentiable(
             "--bit-lambda, or the search mode, which steps until the budget is met",
             _fmt_size(s),
         )
-    return {"train_curve": curve, "stuck": stuck, "steps": steps, "bit_lr": bit_lr, "budget_met": met}
+    return {
+        "train_curve": curve,
+        "stuck": stuck,
+        "steps": steps,
+        "bit_lr": bit_lr,
+        "budget_met": met,
+        "final_bit_lambda": lam,
+    }
 
 
 def _fmt_size(s: Session) -> str:
