@@ -16,6 +16,7 @@ import types
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict
 
 import onnx
 import torch
@@ -219,6 +220,15 @@ def _finish(
     atomic_write(path, lambda tmp: onnx.save(proto, str(tmp)))
     log.info("wrote %s (%.1f MB, %s weights)", path, path.stat().st_size / 1e6, weight_format)
     return path
+
+
+class ExportOptions(TypedDict, total=False):
+    """The keyword options every graph export takes (see :func:`export_graph`)."""
+
+    opset: int
+    weight_format: str
+    target_cpu: str
+    nbits_widths: Sequence[int]
 
 
 def export_graph(

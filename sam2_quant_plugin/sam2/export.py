@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from typing_extensions import Unpack
 
 from ..errors import ExportError
 from ..models.adapter import GraphSpec, Names
-from ..onnx.export import export_graph
+from ..onnx.export import ExportOptions, export_graph
 from .graphs import (
     DECODER_INPUTS,
     DECODER_OUTPUTS,
@@ -88,31 +89,21 @@ def memory_attention_spec(image_size: int, n_frames: int = 2) -> GraphSpec:
 
 
 def export_image_encoder(
-    model: nn.Module,
-    path: str | Path,
-    *,
-    image_size: int,
-    opset: int = 17,
-    weight_format: str = "int8",
-    target_cpu: str = "any",
+    model: nn.Module, path: str | Path, *, image_size: int, **options: Unpack[ExportOptions]
 ) -> Path:
-    """Export ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1`` to ``path``."""
-    spec = encoder_spec(image_size)
-    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
+    """Export ``image [1, 3, S, S] -> image_embed, high_res_feats_0, high_res_feats_1`` to ``path``.
+
+    ``options``: ``opset``, ``weight_format``, ``target_cpu``, ``nbits_widths`` (see
+    :func:`~sam2_quant_plugin.onnx.export.export_graph`), the same for every graph below.
+    """
+    return export_graph(model, path, encoder_spec(image_size), **options)
 
 
 def export_backbone(
-    model: nn.Module,
-    path: str | Path,
-    *,
-    image_size: int,
-    opset: int = 17,
-    weight_format: str = "int8",
-    target_cpu: str = "any",
+    model: nn.Module, path: str | Path, *, image_size: int, **options: Unpack[ExportOptions]
 ) -> Path:
     """Export ``image [1, 3, S, S] -> backbone_fpn_0..k`` (the image encoder's raw FPN levels) to ``path``."""
-    spec = backbone_spec(image_size)
-    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
+    return export_graph(model, path, backbone_spec(image_size), **options)
 
 
 def export_decoder(
@@ -120,15 +111,12 @@ def export_decoder(
     path: str | Path,
     *,
     image_size: int,
-    opset: int = 17,
-    weight_format: str = "int8",
-    target_cpu: str = "any",
     multimask: bool = False,
+    **options: Unpack[ExportOptions],
 ) -> Path:
     """Export prompt encoder + mask decoder: features + ``point_coords [1, N, 2]``, ``point_labels [1, N]``
     (int32) -> ``low_res_masks [1, M, S/4, S/4]``, ``iou_predictions [1, M]``; ``N`` is dynamic."""
-    spec = decoder_spec(image_size, multimask)
-    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
+    return export_graph(model, path, decoder_spec(image_size, multimask), **options)
 
 
 def export_memory_attention(
@@ -137,14 +125,11 @@ def export_memory_attention(
     *,
     image_size: int,
     n_frames: int = 2,
-    opset: int = 17,
-    weight_format: str = "int8",
-    target_cpu: str = "any",
+    **options: Unpack[ExportOptions],
 ) -> Path:
     """Export memory attention (real-valued RoPE required: ``patch_real_rope(model)`` first).
 
     ``current [HW, 1, C]``, ``current_pos``, ``memory [M, 1, Cm]``, ``memory_pos`` -> ``conditioned``;
     ``M`` (memory tokens) is dynamic in multiples of ``HW``.
     """
-    spec = memory_attention_spec(image_size, n_frames)
-    return export_graph(model, path, spec, opset=opset, weight_format=weight_format, target_cpu=target_cpu)
+    return export_graph(model, path, memory_attention_spec(image_size, n_frames), **options)
