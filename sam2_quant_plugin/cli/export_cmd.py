@@ -26,6 +26,7 @@ PROFILE_KEYS = {
     "multimask",
     "target_cpu",
     "nbits_widths",
+    "graphs",
     "description",
 }
 DEFAULTS = {
@@ -36,6 +37,7 @@ DEFAULTS = {
     "multimask": False,
     "target_cpu": "any",
     "nbits_widths": [2, 4, 8],
+    "graphs": [],
 }
 FORMAT_HELP = (
     "how quantized weights are stored. int8 (default): integer initializers -> DequantizeLinear, fused "
@@ -69,6 +71,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the CPUs the file must be right on. any (default): refuse int8 layers whose weights could "
         "saturate int16 on CPUs without VNNI (AVX2, AVX-512 without VNNI); vnni: allow them, for files that "
         "only run on AVX512-VNNI / AVX-VNNI CPUs (a warning and the manifest say so)",
+    )
+    p.add_argument(
+        "--graphs",
+        nargs="+",
+        default=None,
+        choices=("memory_attention", "memory_encoder"),
+        help="also export these video graphs beside encoder + decoder (memory attention is traced with "
+        "real-valued RoPE patched into the export's copy); validate checks encoder + decoder parity",
     )
     p.add_argument(
         "--nbits-widths",
@@ -150,6 +160,7 @@ def run(args: argparse.Namespace) -> int:
         multimask=bool(opts["multimask"]),
         target_cpu=str(opts["target_cpu"]),
         nbits_widths=tuple(int(b) for b in opts["nbits_widths"]),  # type: ignore[attr-defined]
+        graphs=tuple(str(g) for g in opts["graphs"]),  # type: ignore[attr-defined]
     )
     for key, size in manifest["bytes"].items():  # type: ignore[union-attr]
         log.info("%-13s %8.2f MB  %s", key, size / 1e6, Path(args.out) / manifest["files"][key])  # type: ignore[index]

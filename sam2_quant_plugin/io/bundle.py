@@ -22,7 +22,16 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 2  # 2: "family" and "seed" recorded
 MAX_MANIFEST_BYTES = 16 << 20
-GRAPH_KEYS = ("encoder", "decoder", "encoder_fp16", "decoder_fp16")
+GRAPH_KEYS = (
+    "encoder",
+    "decoder",
+    "encoder_fp16",
+    "decoder_fp16",
+    "memory_attention",
+    "memory_encoder",
+    "memory_attention_fp16",
+    "memory_encoder_fp16",
+)
 REEXPORT = "Fix: export the bundle again with `sam2-quant export --out NEW_FOLDER`."
 #: attribute export sets on a model: the photos it was calibrated on (recorded in the manifest)
 CALIBRATION_ATTR = "sam2_quant_calibration"

@@ -42,10 +42,12 @@ def export_bundle(
     multimask: bool = False,
     target_cpu: str = "any",
     nbits_widths: Sequence[int] = NBITS_WIDTHS,
+    graphs: Sequence[str] = (),
 ) -> dict[str, object]:
     """Export the model family's graphs into ``out_dir`` (must not hold a bundle yet); returns the manifest.
 
-    SAM 2: ``encoder.onnx`` and ``decoder.onnx`` at ``image_size`` (default: the model's own).
+    SAM 2: ``encoder.onnx`` and ``decoder.onnx`` at ``image_size`` (default: the model's own), plus
+    ``graphs`` on request (``memory_attention``, ``memory_encoder``).
 
     ``target_cpu`` says which CPUs the file must be right on: ``'any'`` (default) refuses a model whose fused
     int8 layers could saturate on AVX2-class CPUs; ``'vnni'`` allows it with a warning and says so in the
@@ -70,7 +72,7 @@ def export_bundle(
     out.mkdir(parents=True, exist_ok=True)
     adapter = adapter_for(model)
     info = adapter.info(model)
-    specs = adapter.graphs(model, image_size=image_size, multimask=multimask)
+    specs = adapter.graphs(model, image_size=image_size, multimask=multimask, extra=tuple(graphs))
     kw = {
         "opset": opset,
         "weight_format": weight_format,

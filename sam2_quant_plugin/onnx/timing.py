@@ -16,11 +16,18 @@ from .runtime import make_session
 
 
 def example_feeds(path: str | Path, image_size: int) -> dict[str, np.ndarray]:
-    """Random inputs for an encoder or decoder graph of this package (shapes from the graph)."""
+    """Random inputs for a graph of this package (shapes from the graph; dynamic axes 1, except memory
+    attention's ``memory_tokens``: two frames of the current feature map's tokens)."""
     rng = np.random.default_rng(0)
     feeds = {}
-    for inp in onnx.load(str(path), load_external_data=False).graph.input:
-        dims = [d.dim_value if d.dim_value > 0 else 1 for d in inp.type.tensor_type.shape.dim]
+    inputs = list(onnx.load(str(path), load_external_data=False).graph.input)
+    static = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in inputs}
+    tokens = 2 * static["current"][0] if static.get("current") and static["current"][0] > 0 else 1
+    for inp in inputs:
+        dims = [
+            d.dim_value if d.dim_value > 0 else tokens if d.dim_param == "memory_tokens" else 1
+            for d in inp.type.tensor_type.shape.dim
+        ]
         if inp.name == "point_coords":
             feeds[inp.name] = (rng.random(dims) * image_size).astype(np.float32)
         elif inp.name == "point_labels":

@@ -58,13 +58,14 @@ class SAM2Adapter:
         return default_forward_loop(images, decode_prompts=needs_decoder(plans), **kw)
 
     def graphs(self, model: nn.Module, *, image_size: int | None, **kw: Any) -> dict[str, GraphSpec]:
-        from .export import decoder_spec, encoder_spec
+        from .export import bundle_memory_specs, decoder_spec, encoder_spec
 
         size = self.image_size(model, image_size)
-        return {
+        specs = {
             "encoder": encoder_spec(size),
             "decoder": decoder_spec(size, bool(kw.get("multimask", False))),
         }
+        return {**specs, **bundle_memory_specs(size, tuple(kw.get("extra", ())))}
 
     def parity(
         self,

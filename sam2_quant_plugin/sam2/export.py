@@ -9,6 +9,8 @@ real-valued RoPE (:func:`.rope.patch_real_rope`). Tracing and lowering are the g
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -23,17 +25,21 @@ from .graphs import (
     DECODER_OUTPUTS,
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
+    MEMORY_ENCODER_INPUTS,
+    MEMORY_ENCODER_OUTPUTS,
     MEMORY_INPUTS,
     MEMORY_OUTPUTS,
     BackboneGraph,
     DecoderGraph,
     ImageEncoderGraph,
     MemoryAttentionGraph,
+    MemoryEncoderGraph,
     decoder_example,
     encoder_example,
+    memory_encoder_example,
     memory_example,
 )
-from .rope import RealRoPEAttention
+from .rope import RealRoPEAttention, patch_real_rope
 
 DECODER_ROOTS = ("sam_mask_decoder", "sam_prompt_encoder")
 
@@ -88,6 +94,43 @@ def memory_attention_spec(image_size: int, n_frames: int = 2) -> GraphSpec:
     )
 
 
+def memory_encoder_spec(image_size: int) -> GraphSpec:
+    return GraphSpec(
+        MemoryEncoderGraph,
+        lambda m: memory_encoder_example(m, image_size),
+        (MEMORY_ENCODER_INPUTS, MEMORY_ENCODER_OUTPUTS),
+        ("memory_encoder",),
+    )
+
+
+#: graphs a bundle holds on request, beside ``encoder`` and ``decoder`` (by file stem)
+MEMORY_GRAPHS = ("memory_attention", "memory_encoder")
+
+
+def _memory_attention_real_rope(model: nn.Module) -> nn.Module:
+    patch_real_rope(model)  # the export's own frozen CPU copy: the caller's model keeps its RoPE
+    return MemoryAttentionGraph(model)
+
+
+def bundle_memory_specs(image_size: int, names: Sequence[str]) -> dict[str, GraphSpec]:
+    """The memory graphs a bundle was asked for (``MEMORY_GRAPHS``); memory attention is traced with
+    real-valued RoPE patched into the export's copy, so the caller need not patch its model."""
+    unknown = [n for n in names if n not in MEMORY_GRAPHS]
+    if unknown:
+        raise ExportError(
+            f"unknown graph(s) {unknown}; a bundle can add {MEMORY_GRAPHS} to encoder + decoder"
+        )
+    out = {}
+    for name in names:
+        if name == "memory_attention":
+            out[name] = replace(
+                memory_attention_spec(image_size), wrap=_memory_attention_real_rope, check=None
+            )
+        else:
+            out[name] = memory_encoder_spec(image_size)
+    return out
+
+
 def export_image_encoder(
     model: nn.Module, path: str | Path, *, image_size: int, **options: Unpack[ExportOptions]
 ) -> Path:
@@ -133,3 +176,11 @@ def export_memory_attention(
     ``M`` (memory tokens) is dynamic in multiples of ``HW``.
     """
     return export_graph(model, path, memory_attention_spec(image_size, n_frames), **options)
+
+
+def export_memory_encoder(
+    model: nn.Module, path: str | Path, *, image_size: int, **options: Unpack[ExportOptions]
+) -> Path:
+    """Export the memory encoder: ``pix_feat [1, C, S/16, S/16]``, ``mask_for_mem [1, 1, S, S]`` ->
+    ``maskmem_features``, ``maskmem_pos_enc`` (see :class:`.graphs.MemoryEncoderGraph`)."""
+    return export_graph(model, path, memory_encoder_spec(image_size), **options)

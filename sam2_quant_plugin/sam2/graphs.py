@@ -25,6 +25,8 @@ DECODER_INPUTS = ("image_embed", "high_res_feats_0", "high_res_feats_1", "point_
 DECODER_OUTPUTS = ("low_res_masks", "iou_predictions")
 MEMORY_INPUTS = ("current", "current_pos", "memory", "memory_pos")
 MEMORY_OUTPUTS = ("conditioned",)
+MEMORY_ENCODER_INPUTS = ("pix_feat", "mask_for_mem")
+MEMORY_ENCODER_OUTPUTS = ("maskmem_features", "maskmem_pos_enc")
 
 
 class ImageEncoderGraph(nn.Module):
@@ -75,6 +77,25 @@ class MemoryAttentionGraph(nn.Module):
             memory_pos=memory_pos,
             num_obj_ptr_tokens=self.num_obj_ptr_tokens,
         )
+
+
+class MemoryEncoderGraph(nn.Module):
+    """``pix_feat [1, C, S/16, S/16]``, ``mask_for_mem [1, 1, S, S]`` (the mask after SAM 2's sigmoid, scale
+    and bias: what ``_encode_new_memory`` hands the memory encoder) -> ``maskmem_features``,
+    ``maskmem_pos_enc``. The no-object embedding SAM 2 adds afterwards stays outside the graph."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pix_feat: Tensor, mask_for_mem: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.model.memory_encoder(pix_feat, mask_for_mem, skip_mask_sigmoid=True)
+        return out["vision_features"], out["vision_pos_enc"][0]
+
+
+def memory_encoder_example(model: nn.Module, image_size: int) -> tuple[Tensor, Tensor]:
+    s16 = image_size // 16
+    return torch.randn(1, model.hidden_dim, s16, s16), torch.rand(1, 1, image_size, image_size)
 
 
 def encoder_example(image_size: int) -> tuple[Tensor]:
