@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
 from torch import Tensor, nn
 
 from ..device import model_device
@@ -26,6 +24,8 @@ from ..models.info import model_info, set_model_info
 from ..sam2.build import build_sam2_model
 from ..sam2.forward import model_image_size
 from ..sam2.preprocess import bundled_video_frames
+from ..sam2.video import first_frame_points as first_frame_points
+from ..sam2.video import propagate
 from .metrics import mask_iou
 
 log = logging.getLogger(__name__)
@@ -61,16 +61,6 @@ def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -
     return vp.eval()
 
 
-def first_frame_points(video_dir: str | Path, n_per_side: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
-    """``n*n`` (x, y) points at grid-cell centres of the first frame, in its pixels; and its (H, W)."""
-    first = sorted(Path(video_dir).glob("*.jp*g"), key=lambda p: int(p.stem))[0]
-    with Image.open(first) as im:
-        w, h = im.size
-    offs = (np.arange(n_per_side) + 0.5) / n_per_side
-    pts = np.array([[x * w, y * h] for y in offs for x in offs], dtype=np.float32)
-    return pts, (h, w)
-
-
 @dataclass
 class VideoReference:
     video_dir: Path
@@ -86,20 +76,6 @@ class VideoReference:
             "frames": len(self.logits),
             "prompt": f"{len(self.points)} objects, one positive point each on frame 0 (grid)",
         }
-
-
-@torch.no_grad()
-def propagate(predictor: nn.Module, video_dir: str | Path, points: np.ndarray) -> list[Tensor]:
-    """Mask logits per frame ``[n_obj, 1, H, W]`` (video resolution) from one point per object on frame 0."""
-    state = predictor.init_state(str(video_dir))
-    for obj_id, pt in enumerate(points):
-        predictor.add_new_points_or_box(
-            state, frame_idx=0, obj_id=obj_id, points=pt[None], labels=np.array([1], dtype=np.int32)
-        )
-    out: dict[int, Tensor] = {}
-    for frame_idx, _, logits in predictor.propagate_in_video(state):
-        out[frame_idx] = logits.detach().float().cpu()
-    return [out[i] for i in sorted(out)]
 
 
 def first_frames(video_dir: str | Path, max_frames: int | None, work_dir: Path | None = None) -> Path:

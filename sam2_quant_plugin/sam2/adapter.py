@@ -54,8 +54,18 @@ class SAM2Adapter:
 
     def forward_loop(self, images: Any, *, plans: Sequence[str], **kw: Any) -> ForwardLoop:
         from .calibration import default_forward_loop, needs_decoder
+        from .video import VIDEO_ROOTS, video_forward_loop
 
-        return default_forward_loop(images, decode_prompts=needs_decoder(plans), **kw)
+        photos = default_forward_loop(images, decode_prompts=needs_decoder(plans), **kw)
+        if not any(n.startswith(VIDEO_ROOTS) for n in plans):
+            return photos
+        video = video_forward_loop()  # memory layers only run on the video path: the bundled clip too
+
+        def both(model: nn.Module) -> None:
+            photos(model)
+            video(model)
+
+        return both
 
     def graphs(self, model: nn.Module, *, image_size: int | None, **kw: Any) -> dict[str, GraphSpec]:
         from .export import bundle_memory_specs, decoder_spec, encoder_spec

@@ -78,3 +78,43 @@ def test_export_command_adds_the_memory_graphs(tmp_path) -> None:  # type: ignor
         sess = make_session(out / manifest["files"][key])
         assert sess.get_inputs(), key
     assert main(["validate", "--onnx-dir", str(out), "--repeats", "1", "--points-per-side", "2"]) == 0
+
+
+def test_memory_path_recipe_calibrates_on_video_and_its_graphs_export(tiny_sam2, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``calibrate(model)`` with memory layers in the recipe runs the video path (bundled clip); the W8A8
+    memory graphs then export into a bundle and match the fake-quant model on onnxruntime."""
+    from sam2_quant_plugin import activation_spec
+    from sam2_quant_plugin.eval.metrics import cosine
+    from sam2_quant_plugin.onnx.pipeline import export_bundle
+    from sam2_quant_plugin.sam2.graphs import MEMORY_INPUTS, MemoryAttentionGraph, memory_example
+    from sam2_quant_plugin.sam2.rope import patch_real_rope
+
+    linear = LayerRule("type:Linear", weight=weight_spec(bits=7), activation=activation_spec(bits=8))
+    recipe = Recipe(
+        name="mem-w8a8",
+        targets=("memory_attention", "memory_encoder"),
+        default=LayerRule("<default>", weight=weight_spec(bits=8)),
+        rules=(linear,),
+    )
+    q = prepare_qat(copy.deepcopy(tiny_sam2), recipe)
+    calibrate(q, progress=False)  # photos, then the video clip: no quantizer left unobserved
+    frozen = freeze(q)
+    manifest = export_bundle(
+        frozen, tmp_path / "b", image_size=S, graphs=("memory_attention", "memory_encoder")
+    )
+    files = {k: tmp_path / "b" / v for k, v in manifest["files"].items()}
+    planned = {layer for layer, _ in quant_ranges(onnx.load(str(files["memory_attention"])))}
+    assert planned
+    assert all(n.startswith("memory_attention.") for n in planned)
+    assert _ort_vs_torch(frozen, files["memory_encoder"]) < 1e-3
+
+    real = copy.deepcopy(frozen)
+    patch_real_rope(real)
+    inputs = memory_example(real, S, 2)
+    with torch.no_grad():
+        ref = MemoryAttentionGraph(real)(*inputs)
+    for optimization in ("disable", "all"):
+        out = make_session(files["memory_attention"], optimization=optimization).run(
+            None, dict(zip(MEMORY_INPUTS, (t.numpy() for t in inputs)))
+        )[0]
+        assert cosine(torch.from_numpy(out), ref) > 0.999, optimization
