@@ -19,21 +19,13 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor, nn
 
-from ..device import model_device
 from ..models.info import model_info, set_model_info
-from ..sam2.build import build_sam2_model
-from ..sam2.forward import model_image_size
-from ..sam2.preprocess import bundled_video_frames
+from ..sam2.video import blank_video_predictor, propagate
+from ..sam2.video import default_video_dir as default_video_dir
 from ..sam2.video import first_frame_points as first_frame_points
-from ..sam2.video import propagate
 from .metrics import mask_iou
 
 log = logging.getLogger(__name__)
-
-
-def default_video_dir() -> Path:
-    """The bundled 8-frame 'bedroom' clip."""
-    return bundled_video_frames()[0].parent
 
 
 def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -> nn.Module:
@@ -43,18 +35,9 @@ def make_video_predictor(teacher: nn.Module, student: nn.Module | None = None) -
     size are read from it). Every top-level child module of ``student`` replaces the predictor's (shared,
     not copied): quantized components bring their quantizers, float ones equal the teacher's.
     """
-    config = model_info(teacher).config or "sam2.1_hiera_t"
-    size = model_image_size(teacher)
-    build_log = logging.getLogger("sam2_quant_plugin.sam2.build")
-    level = build_log.level
-    build_log.setLevel(logging.ERROR)  # its random init is overwritten below: no random-init warning
-    try:
-        vp = build_sam2_model(config, None, image_size=size, video=True)
-    finally:
-        build_log.setLevel(level)
+    vp = blank_video_predictor(teacher)
     vp.load_state_dict(teacher.state_dict(), strict=True)
     set_model_info(vp, model_info(teacher))
-    vp.to(model_device(teacher))  # the teacher's device (the student's children sit there too)
     if student is not None:
         for name, child in student.named_children():
             setattr(vp, name, child)

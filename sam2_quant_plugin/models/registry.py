@@ -18,6 +18,9 @@ from .info import model_info
 
 #: family name -> "module:Class" of a built-in adapter (imported lazily)
 BUILTIN = {"sam2": "sam2_quant_plugin.sam2.adapter:SAM2Adapter"}
+#: family name -> attributes every model of that family has: the family's ``matches``, checked here too
+#: before importing a built-in family (importing sam2 to turn down a resnet is wasted time)
+SIGNATURES = {"sam2": ("image_encoder", "forward_image")}
 _LOADED: dict[str, ModelAdapter] = {"generic": GenericAdapter()}
 
 
@@ -57,15 +60,13 @@ def adapter_for(model: nn.Module) -> ModelAdapter:
     for name in adapter_names():
         if name == "generic":
             continue
-        if name in _LOADED or _looks_like(name, model):
+        if name in _LOADED or has_signature(name, model):
             adapter = get_adapter(name)
             if adapter.matches(model):
                 return adapter
     return _LOADED["generic"]
 
 
-def _looks_like(name: str, model: nn.Module) -> bool:
-    """Cheap test before importing a built-in family (importing sam2 for a resnet is wasted time)."""
-    if name == "sam2":
-        return hasattr(model, "image_encoder") and hasattr(model, "forward_image")
-    return True
+def has_signature(name: str, model: nn.Module) -> bool:
+    """Whether ``model`` has every attribute of family ``name``'s signature (True without a signature)."""
+    return all(hasattr(model, attr) for attr in SIGNATURES.get(name, ()))

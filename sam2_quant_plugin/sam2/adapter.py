@@ -11,6 +11,7 @@ from torch import nn
 
 from ..models.adapter import ForwardLoop, GraphSpec, ModelAdapter, Task
 from ..models.info import ModelInfo, model_info
+from ..models.registry import has_signature
 from .forward import model_image_size
 
 
@@ -24,7 +25,7 @@ class SAM2Adapter:
     name = "sam2"
 
     def matches(self, model: nn.Module) -> bool:
-        return hasattr(model, "image_encoder") and hasattr(model, "forward_image")
+        return has_signature(self.name, model)
 
     def build(
         self,

@@ -47,19 +47,29 @@ def propagate(predictor: nn.Module, video_dir: str | Path, points: np.ndarray) -
     return [out[i] for i in sorted(out)]
 
 
-def sharing_video_predictor(model: nn.Module) -> nn.Module:
-    """A ``SAM2VideoPredictor`` of ``model``'s config and size whose top-level modules *are* ``model``'s (a
-    prepared model's quantizers run inside SAM 2's own video code), with its direct parameters copied."""
+def default_video_dir() -> Path:
+    """The bundled 8-frame 'bedroom' clip."""
+    return bundled_video_frames()[0].parent
+
+
+def blank_video_predictor(model: nn.Module) -> nn.Module:
+    """A randomly initialised ``SAM2VideoPredictor`` of ``model``'s config, size and device, built quietly
+    (the caller replaces its weights, so the random-init warning would only mislead)."""
     config = model_info(model).config or "sam2.1_hiera_t"
     build_log = logging.getLogger("sam2_quant_plugin.sam2.build")
     level = build_log.level
-    build_log.setLevel(logging.ERROR)  # its random init is replaced below: no random-init warning
+    build_log.setLevel(logging.ERROR)
     try:
-        vp = build_sam2_model(
-            config, None, image_size=model_image_size(model), video=True, device=model_device(model)
-        )
+        size, device = model_image_size(model), model_device(model)
+        return build_sam2_model(config, None, image_size=size, video=True, device=device)
     finally:
         build_log.setLevel(level)
+
+
+def sharing_video_predictor(model: nn.Module) -> nn.Module:
+    """A ``SAM2VideoPredictor`` of ``model``'s config and size whose top-level modules *are* ``model``'s (a
+    prepared model's quantizers run inside SAM 2's own video code), with its direct parameters copied."""
+    vp = blank_video_predictor(model)
     own = {k: v for k, v in model.state_dict().items() if "." not in k}  # SAM2Base's own tensors
     vp.load_state_dict(own, strict=False)
     for name, child in model.named_children():
@@ -72,7 +82,7 @@ def video_forward_loop(
 ) -> Callable[[nn.Module], None]:
     """Calibration over a frame folder (default: the bundled 8-frame clip): ``n_per_side``^2 objects
     prompted on frame 0 and propagated, so memory attention and the memory encoder see real memories."""
-    folder = Path(video_dir) if video_dir is not None else bundled_video_frames()[0].parent
+    folder = Path(video_dir) if video_dir is not None else default_video_dir()
 
     def loop(model: nn.Module) -> None:
         points, _ = first_frame_points(folder, n_per_side)
