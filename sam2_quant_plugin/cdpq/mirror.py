@@ -52,18 +52,21 @@ class EvalMirror:
         fq = weight_quantizers(self.s.student)[name]
         layer = self.s.student.get_submodule(name)
         snapshot = {k: v.clone() for k, v in fq.state_dict().items()}
-        weight = layer.weight.detach().clone()
-        set_layer_bits(self.s.student, name, bits, refit=self.s.cfg.refit_scale)
         hessians = self.s.hessians
-        if hessians is not None and name in hessians.sums:
+        gptq = hessians is not None and name in hessians.sums  # GPTQ sets its own scale: no MSE refit first
+        set_layer_bits(self.s.student, name, bits, refit=self.s.cfg.refit_scale and not gptq)
+        weight = None  # GPTQ rewrites the weight too; round-to-nearest only the quantizer
+        if gptq:
+            weight = layer.weight.detach().clone()
             with torch.no_grad():
                 gptq_layer(layer, hessians.hessian(name), name)
         self.sync_layer(name)
 
         def undo() -> None:
             fq.load_state_dict(snapshot)
-            with torch.no_grad():
-                layer.weight.copy_(weight)
+            if weight is not None:
+                with torch.no_grad():
+                    layer.weight.copy_(weight)
             self.sync_layer(name)
 
         return self.loss(), undo

@@ -189,17 +189,14 @@ def _finish(
     proto, ranks, module_scopes = traced
     path = _refuse_existing(path)
     check_layers_present(proto, model, module_scopes, roots)
-    scopes = plan_scopes(quantizers(model).values(), module_scopes) if is_prepared(model) else {}
+    plan = quantizers(model) if is_prepared(model) else {}
+    scopes = plan_scopes(plan.values(), module_scopes)
     ranks = {k.removeprefix("model."): v for k, v in ranks.items()}
     proto, sizes = lower_weights(proto, weight_format, scopes, ranks, nbits_widths)
     stored = stored_widths(proto)
     if stored:
         extra_meta = {**(extra_meta or {}), "sam2_quant.stored_bits": json.dumps(stored)}
-        wider = {
-            q.layer: (q.bits, stored[q.layer])
-            for q in quantizers(model).values()
-            if stored.get(q.layer, 0) > q.bits
-        }
+        wider = {q.layer: (q.bits, stored[q.layer]) for q in plan.values() if stored.get(q.layer, 0) > q.bits}
         if wider:
             log.info(
                 "%d layer(s) stored wider than their bits (MatMulNBits has kernels of %s bits only): %s",

@@ -69,6 +69,7 @@ def export_bundle(
             )
     ready = ready_for_export(model)
     int8_report = check_int8_target(ready, target_cpu)  # before anything is written
+    nbits_widths = check_widths(nbits_widths)
     out.mkdir(parents=True, exist_ok=True)
     adapter = adapter_for(model)
     info = adapter.info(model)
@@ -83,6 +84,7 @@ def export_bundle(
     if fp16:  # float or weight-only graphs (checked above, before anything was written)
         for name in list(specs):
             files[f"{name}_fp16"] = to_fp16(files[name], out / f"{name}_fp16.onnx")
+    metas = {k: _meta(p) for k, p in files.items()}
     manifest = {
         **manifest_header(model),
         "family": adapter.name,
@@ -95,17 +97,19 @@ def export_bundle(
         # the full recipe, so `validate` can rebuild the reference from any recipe file, shipped or not
         "recipe_spec": state.recipe.to_dict() if state is not None else None,
         "weight_format": weight_format,
-        **({"nbits_widths": list(check_widths(nbits_widths))} if weight_format == "matmulnbits" else {}),
+        **({"nbits_widths": list(nbits_widths)} if weight_format == "matmulnbits" else {}),
         "opset": opset,
         "multimask": multimask,
         "files": {k: p.name for k, p in files.items()},
         "bytes": {k: p.stat().st_size for k, p in files.items()},
         "weight_bytes_per_layer": {
-            k: json.loads(_meta(p).get("sam2_quant.weight_bytes", "{}")) for k, p in files.items()
+            k: json.loads(m.get("sam2_quant.weight_bytes", "{}")) for k, m in metas.items()
         },
         # MatMulNBits only: the width each layer's codes are stored in (3-bit layers take 4: no 3-bit kernel)
         "stored_bits_per_layer": {
-            k: json.loads(meta) for k, p in files.items() if (meta := _meta(p).get("sam2_quant.stored_bits"))
+            k: json.loads(m["sam2_quant.stored_bits"])
+            for k, m in metas.items()
+            if "sam2_quant.stored_bits" in m
         },
         "target_cpu": target_cpu,
         "int8_saturation": _saturation_record(int8_report),
