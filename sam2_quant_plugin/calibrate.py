@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from .api import fake_quants, quant_state, set_observers
-from .device import resolve_device
+from .device import model_device, resolve_device
 from .errors import CalibrationError
 from .fake_quant.learnable import LearnableBitFakeQuantize
 from .gptq import apply_gptq, collect_hessians
@@ -32,12 +31,11 @@ def batch_forward_loop(
     """
 
     def loop(model: nn.Module) -> None:
-        tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
-        device = tensor.device if tensor is not None else None  # inputs follow the model's device
+        device = model_device(model)  # inputs follow the model's device
         for item in data:
             x = transform(item) if transform is not None else item
             args = tuple(x) if isinstance(x, (tuple, list)) else (x,)
-            model(*(a.to(device) if isinstance(a, torch.Tensor) and device else a for a in args))
+            model(*(a.to(device) if isinstance(a, torch.Tensor) else a for a in args))
 
     return loop
 
