@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,13 +51,17 @@ def calibrate(
     points_per_side: int = 4,
     progress: bool = True,
     device: str | torch.device | None = None,
+    video: str | Path | None = None,
 ) -> nn.Module:
     """Collect ranges: observers on, run ``forward_loop``, observers off.
 
     Without ``forward_loop`` the model family's adapter supplies one (SAM 2: ``images`` through the
     encoder, a ``points_per_side``^2 point grid through the decoder; ``images`` is a folder, a list of
     paths or arrays, a ``[B, 3, S, S]`` tensor, or None for the bundled photos); any other model needs
-    a ``forward_loop`` (:func:`batch_forward_loop`).
+    a ``forward_loop`` (:func:`batch_forward_loop`). ``video`` (a folder of JPEG frames) asks the adapter
+    to add its video path over that clip (SAM 2: prompts on frame 0 propagated, so memory attention and the
+    memory encoder see memories, and the encoder sees the frames too); SAM 2 adds the bundled clip by
+    itself when the recipe quantizes memory layers.
     Afterwards every quantizer has a scale; learnable scales start from it. Layers whose
     weight spec says ``rounding: gptq`` are then GPTQ-rounded from the inputs the loop fed them. Raises
     :class:`CalibrationError` naming quantizers that saw no data (give a ``forward_loop`` that runs
@@ -65,6 +70,12 @@ def calibrate(
     state = quant_state(model)
     if device is not None:  # 'cpu' | 'cuda' | 'auto'; None: where the model is. Inputs follow the model.
         model.to(resolve_device(device))
+    if forward_loop is not None and video is not None:
+        raise CalibrationError(
+            "calibrate() got both forward_loop and video; the video clip is only used by the adapter's own "
+            "loop. Fix: pass one (run your clip inside forward_loop, e.g. sam2.video.video_forward_loop(dir))"
+        )
+    extra = {"video": Path(video)} if video is not None else {}
     loop = forward_loop or adapter_for(model).forward_loop(
         images,
         plans=tuple(state.plans),
@@ -72,6 +83,7 @@ def calibrate(
         batch_size=batch_size,
         points_per_side=points_per_side,
         progress=progress,
+        **extra,
     )
     gptq_layers = [n for n, p in state.plans.items() if p.weight is not None and p.weight.rounding == "gptq"]
     was_training = model.training

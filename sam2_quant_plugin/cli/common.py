@@ -8,6 +8,7 @@ import logging
 from torch import nn
 
 from ..device import describe, resolve_device
+from ..errors import ConfigError
 from ..models.info import model_info
 from ..sam2.build import build_sam2_model
 
@@ -29,6 +30,31 @@ def add_model_arguments(p: argparse.ArgumentParser, *, image_size: int = 512) ->
         help="where PyTorch steps run (calibration, QAT, GPTQ, CDPQ, the torch side of eval): cpu, cuda, "
         "cuda:N or auto (default: CUDA when torch sees a GPU). ONNX export and onnxruntime are unaffected",
     )
+
+
+def add_calib_video_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--calib-video",
+        default=None,
+        help="folder of JPEG frames (00000.jpg, ...): also calibrate on this clip through SAM 2's video "
+        "predictor (first-frame point prompts propagated), so memory attention and the memory encoder see "
+        "memories of your footage; the encoder sees its frames too. A recipe over memory layers without it "
+        "calibrates on the bundled 8-frame clip",
+    )
+
+
+def check_calib_video(args: argparse.Namespace, *, has_recipe: bool = True) -> None:
+    """A bad ``--calib-video`` fails before the model is built; with no recipe it would calibrate nothing."""
+    if getattr(args, "calib_video", None) is None:
+        return
+    if not has_recipe:
+        raise ConfigError(
+            "--calib-video calibrates a recipe's quantizers, and no --recipe was given (a float export "
+            "calibrates nothing). Fix: add --recipe (e.g. w8a8_video) or drop --calib-video."
+        )
+    from ..sam2.video import video_frames
+
+    video_frames(args.calib_video)
 
 
 def build_model(args: argparse.Namespace) -> nn.Module:

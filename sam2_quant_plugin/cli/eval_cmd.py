@@ -41,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="photos every data-aware method calibrates on (default: the 2 bundled photos); scoring on "
         "photos also used for calibration is marked in-sample in the report",
     )
+    p.add_argument(
+        "--calib-video",
+        default=None,
+        help="frame folder the rows over memory layers calibrate on (default: the bundled clip)",
+    )
     p.add_argument("--video", default=None, help="folder of JPEG frames (default: bundled 8-frame bedroom)")
     p.add_argument("--max-frames", type=int, default=8, help="first N frames of the video (0: all)")
     p.add_argument("--no-video", action="store_true", help="skip the video propagation column")
@@ -67,7 +72,7 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--checkpoint", args.checkpoint]
     for r in args.recipe:
         parts += ["--recipe", r]
-    for flag in ("images", "calib_images", "video"):
+    for flag in ("images", "calib_images", "calib_video", "video"):
         if getattr(args, flag):
             parts += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
     parts += ["--max-frames", str(args.max_frames)]
@@ -94,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         recipes=args.recipe,
         images=args.images,
         calib_images=args.calib_images,
+        calib_video=args.calib_video,
         video=False if args.no_video else args.video,
         max_frames=args.max_frames or None,
         points_per_side=args.points_per_side,

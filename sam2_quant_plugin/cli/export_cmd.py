@@ -11,7 +11,13 @@ import yaml
 
 from ..errors import ExportError
 from .checks import check_export_target
-from .common import add_model_arguments, build_model, weights_label
+from .common import (
+    add_calib_video_argument,
+    add_model_arguments,
+    build_model,
+    check_calib_video,
+    weights_label,
+)
 
 HELP = "export SAM 2 (float or quantized with --recipe) as encoder.onnx + decoder.onnx (+ manifest.json)"
 log = logging.getLogger("sam2-quant.export")
@@ -50,6 +56,7 @@ FORMAT_HELP = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p, image_size=None)  # type: ignore[arg-type]
+    add_calib_video_argument(p)
     p.add_argument("--recipe", default=None, help="recipe YAML or shipped name; omitted: float export")
     p.add_argument("--images", default=None, help="calibration photos folder (default: bundled photos)")
     p.add_argument("--out", required=True, help="output folder (must not hold a bundle yet)")
@@ -141,15 +148,18 @@ def run(args: argparse.Namespace) -> int:
     opts = resolve_options(args)
     check_export_options(int(opts["opset"]), str(opts["weight_format"]))  # fail before the slow part
     args.image_size = int(opts["image_size"])  # type: ignore[arg-type]
+    check_calib_video(args, has_recipe=bool(opts["recipe"]))
     model = build_model(args)
     check_export_target(args.out, model, opts)  # new, writable, room for the bundle: before calibrating
     if opts["recipe"]:
         paths = list_images(args.images) if args.images else bundled_images()
         qmodel = prepare_qat(model, opts["recipe"])  # type: ignore[arg-type]
         check_recipe_target(qmodel, str(opts["target_cpu"]))  # before calibrating
-        calibrate(qmodel, [load_image(p) for p in paths], image_size=args.image_size)
+        calibrate(qmodel, [load_image(p) for p in paths], image_size=args.image_size, video=args.calib_video)
         model = freeze(qmodel)
-        setattr(model, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))
+        setattr(
+            model, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images, video=args.calib_video)
+        )
     manifest = export_bundle(
         model,
         args.out,

@@ -22,7 +22,13 @@ from ..io.staging import final_name, new_staged_run_dir, publish_run_dir
 from ..models.registry import adapter_for
 from ..recipe import load_recipe, save_recipe
 from .checks import check_positive, check_writable, expected_run_bytes
-from .common import add_model_arguments, build_model, weights_label
+from .common import (
+    add_calib_video_argument,
+    add_model_arguments,
+    build_model,
+    check_calib_video,
+    weights_label,
+)
 
 HELP = "quantize SAM 2 with a recipe on photos, report fidelity, export + validate ONNX (the main job)"
 log = logging.getLogger("sam2-quant.run")
@@ -30,6 +36,7 @@ log = logging.getLogger("sam2-quant.run")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p, image_size=512)
+    add_calib_video_argument(p)
     p.add_argument(
         "--recipe", default="w8a8", help="recipe YAML path or shipped name (sam2-quant inspect --list)"
     )
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     recipe = load_recipe(args.recipe)
     check_positive(args.points_per_side, "--points-per-side")
+    check_calib_video(args)
     model = build_model(args)
     weights = weights_label(model)
     paths = list_images(args.images) if args.images else bundled_images()
@@ -62,9 +70,11 @@ def run(args: argparse.Namespace) -> int:
         from ..int8.safety import check_recipe_target
 
         check_recipe_target(qmodel, args.target_cpu)  # before calibrating
-    calibrate(qmodel, images, image_size=args.image_size)
+    calibrate(qmodel, images, image_size=args.image_size, video=args.calib_video)
     frozen = freeze(qmodel)
-    setattr(frozen, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images))  # for the manifest
+    setattr(
+        frozen, CALIBRATION_ATTR, describe_photos(paths, bundled=not args.images, video=args.calib_video)
+    )  # for the manifest
     fid = adapter_for(model).fidelity(
         model, frozen, images, image_size=args.image_size, points_per_side=args.points_per_side
     )
@@ -78,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         "image_size": args.image_size,
         "recipe": recipe.name,
         "images": [str(p) for p in paths],
+        "calibration_video": args.calib_video,
         "avg_weight_bits": bits["avg_weight_bits"],
         "quantized_weight_mib": bits["weight_bytes"] / 2**20,
         "fidelity_vs_float_torch": fid,

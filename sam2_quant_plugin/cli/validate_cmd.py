@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--calib-images", default=None, help="folder holding the photos export calibrated on (if not bundled)"
     )
+    p.add_argument(
+        "--calib-video", default=None, help="folder of the clip export calibrated on (if it moved)"
+    )
     p.add_argument("--points-per-side", type=int, default=4, help="point grid decoded for mask IoU")
     p.add_argument("--repeats", type=int, default=10, help="timed runs per graph (median reported)")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
@@ -32,7 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-embed-cosine", type=float, default=0.999, help="parity threshold")
 
 
-def _reference(manifest: dict, checkpoint: str | None, images: list) -> object:  # type: ignore[type-arg]
+def _reference(
+    manifest: dict,  # type: ignore[type-arg]
+    checkpoint: str | None,
+    images: list,  # type: ignore[type-arg]
+    video: Path | None = None,
+) -> object:
     from ..api import freeze, prepare_qat
     from ..calibrate import calibrate
     from ..io.bundle import reference_checkpoint, reference_seed
@@ -47,7 +55,7 @@ def _reference(manifest: dict, checkpoint: str | None, images: list) -> object: 
         spec = manifest.get("recipe_spec")  # bundles before this field only name a shipped recipe
         recipe = Recipe.from_dict(spec, source="manifest.json") if spec else manifest["recipe"]
         q = prepare_qat(model, recipe)
-        calibrate(q, images, image_size=int(manifest["image_size"]), progress=False)
+        calibrate(q, images, image_size=int(manifest["image_size"]), progress=False, video=video)
         model = freeze(q)
     return model
 
@@ -57,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ..int8.parity import avx2_parity
     from ..io.bundle import bundle_files
     from ..io.images import bundled_images, list_images, load_image
-    from ..io.photos import reference_photos
+    from ..io.photos import reference_photos, reference_video
     from ..onnx.parity import failed_checks
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
@@ -81,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         ep: time_interleaved(files, size, provider=ep, threads=args.threads, repeats=args.repeats, warmup=3)
         for ep in available_eps()
     }
-    ref = _reference(manifest, args.checkpoint, calib)
+    ref = _reference(manifest, args.checkpoint, calib, reference_video(manifest, args.calib_video))
     kw = {"image_size": size, "points_per_side": args.points_per_side, "threads": args.threads}
     enc, dec = files["encoder"], files["decoder"]
     report["parity"] = {

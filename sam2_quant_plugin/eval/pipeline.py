@@ -43,6 +43,7 @@ def run_eval(
     recipes: Sequence[str] = (),
     images: str | Path | None = None,
     calib_images: str | Path | None = None,
+    calib_video: str | Path | None = None,
     video: str | Path | bool | None = None,
     max_frames: int | None = 8,
     points_per_side: int = 8,
@@ -57,7 +58,8 @@ def run_eval(
     """Evaluate ``methods`` (names, plus ``NAME=PATH`` recipe files) against ``teacher``; write the report.
 
     ``images``: the photos scored (default: the bundled photos); ``calib_images``: the photos every
-    data-aware method calibrates on (default: the bundled photos). Rows scored on photos they were
+    data-aware method calibrates on (default: the bundled photos); ``calib_video``: the clip methods with
+    memory-path layers calibrate on (default: the bundled clip). Rows scored on photos they were
     calibrated on are in-sample: ``results["in_sample"]`` says so and the report marks it.
     ``video``: a JPEG frame folder, None for the bundled clip, False to skip video; its first
     ``max_frames`` frames are used (None: all).
@@ -91,7 +93,10 @@ def run_eval(
             box_mode=box_mode,
             seed=seed,
         )
-        ctx = BuildContext(teacher, calib_arrays, image_size, run_dir / "artifacts", seed=seed)
+        calib_clip = Path(calib_video) if calib_video is not None else None
+        ctx = BuildContext(
+            teacher, calib_arrays, image_size, run_dir / "artifacts", seed=seed, calib_video=calib_clip
+        )
         ctx.work_dir.mkdir(parents=True, exist_ok=True)
         video_ref = (  # a frame subset is linked under artifacts/, so nothing is left in /tmp
             None
@@ -106,9 +111,11 @@ def run_eval(
             "image_size": image_size,
             "images": [str(p) for p in paths],
             "calibration_images": [str(p) for p in calib_paths],
+            "calibration_video": str(calib_video) if calib_video else "bundled clip (memory-path rows)",
             "in_sample": bool(overlap),
             "in_sample_images": [str(p) for p in overlap],
             "video": video_ref.describe() if video_ref else {"video": "not run"},
+            "video_in_sample": video_ref is not None and _clip_overlap(calib_video, video_ref.video_dir),
             "prompts": {k: desc[k] for k in ("point_prompts", "box_prompts")},
             "seed": seed,
             "host": host_description(),
@@ -131,3 +138,12 @@ def run_eval(
         discard_staged()
         raise
     return results, paths
+
+
+def _clip_overlap(calib_video: str | Path | None, scored: Path) -> bool:
+    """Whether any scored frame (by content) is a frame the memory-path rows calibrated on."""
+    from ..io.photos import sha256
+    from ..sam2.video import default_video_dir, video_frames
+
+    calib = {sha256(p) for p in video_frames(calib_video or default_video_dir())}
+    return any(sha256(p) in calib for p in video_frames(scored))

@@ -74,6 +74,12 @@ def _calibration_line(results: dict) -> str:
     return f"- calibration ({len(calib)}): {names} (held out: no scored image was calibrated on)"
 
 
+def _video_calibration_line(results: dict) -> str:
+    clip = results.get("calibration_video", "bundled clip (memory-path rows)")
+    held = "**IN-SAMPLE**: scored frames were calibrated on" if results.get("video_in_sample") else "held out"
+    return f"- clip the memory-path rows calibrate on: {clip} ({held})"
+
+
 def markdown(results: dict) -> str:
     rows = results["rows"]
     lines = [
@@ -84,6 +90,7 @@ def markdown(results: dict) -> str:
         f"- images scored ({len(results['images'])}): {', '.join(Path(p).name for p in results['images'])}",
         _calibration_line(results),
         f"- video: {results.get('video', {}).get('video', 'not run')}",
+        _video_calibration_line(results),
         f"- point prompts: {results['prompts']['point_prompts']}",
         f"- box prompts per image: {results['prompts']['box_prompts']}",
         f"- image size {results['image_size']} px"

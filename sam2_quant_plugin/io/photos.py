@@ -25,9 +25,15 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def describe_photos(paths: Sequence[Path], *, bundled: bool) -> dict[str, Any]:
-    """The manifest's ``calibration`` record of ``paths`` (in calibration order)."""
-    return {"bundled": bundled, "images": [{"name": Path(p).name, "sha256": sha256(Path(p))} for p in paths]}
+def describe_photos(
+    paths: Sequence[Path], *, bundled: bool, video: str | Path | None = None
+) -> dict[str, Any]:
+    """The manifest's ``calibration`` record of ``paths`` (in calibration order) and of the user's clip."""
+    record: dict[str, Any] = {"bundled": bundled}
+    record["images"] = [{"name": Path(p).name, "sha256": sha256(Path(p))} for p in paths]
+    if video is not None:
+        record["video"] = describe_video(video)
+    return record
 
 
 def find_photos(record: Any, candidates: Sequence[Path], flag: str = "--calib-images") -> list[Path]:
@@ -71,3 +77,35 @@ def reference_photos(
     if isinstance(record, dict) and record.get("bundled"):
         return find_photos(record, bundled_images())
     return find_photos(record, list_images(calib_folder) if calib_folder else list(parity))
+
+
+def describe_video(folder: str | Path) -> dict[str, Any]:
+    """The manifest's record of a calibration clip: its folder and every frame (name + SHA-256, in order)."""
+    frames = sorted(
+        (p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg")),
+        key=lambda p: (len(p.stem), p.stem),
+    )
+    return {
+        "folder": str(Path(folder).resolve()),
+        "frames": [{"name": p.name, "sha256": sha256(p)} for p in frames],
+    }
+
+
+def reference_video(manifest: dict[str, Any], calib_video: str | None) -> Path | None:
+    """The clip export calibrated on (``calibration.video`` of the manifest), checked frame by frame.
+
+    None when the bundle recorded no clip of the user's (a recipe over memory layers then calibrates on the
+    bundled clip, as export did). The recorded folder is used unless ``calib_video`` names another.
+    """
+    record = (manifest.get("calibration") or {}).get("video") if manifest.get("recipe") else None
+    if record is None:
+        return None
+    folder = Path(calib_video or record.get("folder", ""))
+    fix = "Fix: pass --calib-video FOLDER holding the frames export calibrated on."
+    if not folder.is_dir():
+        raise BundleError(f"the bundle was calibrated on the clip {record.get('folder')}, not found. {fix}")
+    if describe_video(folder)["frames"] != record.get("frames"):
+        raise BundleError(
+            f"the frames in {folder} differ from those export calibrated on (by content). {fix}"
+        )
+    return folder

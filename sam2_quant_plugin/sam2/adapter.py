@@ -57,10 +57,11 @@ class SAM2Adapter:
         from .calibration import default_forward_loop, needs_decoder
         from .video import VIDEO_ROOTS, video_forward_loop
 
+        clip = kw.pop("video", None)  # a frame folder: the video path over the user's clip
         photos = default_forward_loop(images, decode_prompts=needs_decoder(plans), **kw)
-        if not any(n.startswith(VIDEO_ROOTS) for n in plans):
+        if clip is None and not any(n.startswith(VIDEO_ROOTS) for n in plans):
             return photos
-        video = video_forward_loop()  # memory layers only run on the video path: the bundled clip too
+        video = video_forward_loop(clip)  # memory layers only run on the video path (default: bundled clip)
 
         def both(model: nn.Module) -> None:
             photos(model)

@@ -13,6 +13,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..device import model_device
+from ..errors import DataError
 from ..io.images import bundled_video_frames
 from ..models.info import model_info
 from .build import build_sam2_model
@@ -23,9 +24,25 @@ log = logging.getLogger(__name__)
 VIDEO_ROOTS = ("memory_attention", "memory_encoder", "obj_ptr_proj", "obj_ptr_tpos_proj", "mask_downsample")
 
 
+def video_frames(video_dir: str | Path) -> list[Path]:
+    """The JPEG frames of a clip folder in frame order; a named :class:`DataError` when SAM 2's video
+    reader would not take it (missing folder, no ``*.jpg``, names that are not frame numbers)."""
+    folder = Path(video_dir)
+    fix = "Fix: pass a folder of JPEG frames named by frame number (00000.jpg, 00001.jpg, ...)."
+    if not folder.is_dir():
+        raise DataError(f"video folder not found: {folder}. {fix}")
+    frames = [p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
+    if not frames:
+        raise DataError(f"video folder {folder} holds no .jpg/.jpeg frame. {fix}")
+    odd = [p.name for p in frames if not p.stem.isdigit()]
+    if odd:
+        raise DataError(f"video folder {folder}: {odd[:3]} are not frame numbers. {fix}")
+    return sorted(frames, key=lambda p: int(p.stem))
+
+
 def first_frame_points(video_dir: str | Path, n_per_side: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
     """``n*n`` (x, y) points at grid-cell centres of the first frame, in its pixels; and its (H, W)."""
-    first = sorted(Path(video_dir).glob("*.jp*g"), key=lambda p: int(p.stem))[0]
+    first = video_frames(video_dir)[0]
     with Image.open(first) as im:
         w, h = im.size
     offs = (np.arange(n_per_side) + 0.5) / n_per_side
@@ -83,6 +100,7 @@ def video_forward_loop(
     """Calibration over a frame folder (default: the bundled 8-frame clip): ``n_per_side``^2 objects
     prompted on frame 0 and propagated, so memory attention and the memory encoder see real memories."""
     folder = Path(video_dir) if video_dir is not None else default_video_dir()
+    video_frames(folder)  # a bad folder fails here, before any model work
 
     def loop(model: nn.Module) -> None:
         points, _ = first_frame_points(folder, n_per_side)

@@ -199,6 +199,15 @@ ROWS = [
     Row("cdpq-target-mb-negative", ("cdpq", "--target-mb", "-1", "--out", "{tmp}/runs"), "positive number"),
     Row("cdpq-target-bits-below-ladder", ("cdpq", "--target-bits", "1", "--out", "{tmp}/runs"),
         "below the lowest rung"),
+    # -- a calibration clip (issue #13) ------------------------------------------------------------------
+    Row("run-calib-video-missing", ("run", "--calib-video", "{tmp}/nope", "--image-size", "64", "--out", "{tmp}/runs"),
+        "video folder not found"),
+    Row("run-calib-video-no-frames", ("run", "--calib-video", "{tmp}", "--image-size", "64", "--out", "{tmp}/runs"),
+        "holds no .jpg/.jpeg frame"),
+    Row("export-calib-video-bad-names", ("export", "--recipe", "w8a8_video", "--calib-video", "{tmp}/clip", "--image-size", "64", "--out", "{tmp}/b"),
+        "are not frame numbers", lambda ctx: _file(ctx["tmp"] / "clip" / "frame_a.jpg")),
+    Row("export-calib-video-no-recipe", ("export", "--calib-video", "{tmp}", "--image-size", "64", "--out", "{tmp}/b"),
+        "no --recipe was given"),
     Row("bench-unknown-variant", ("bench", "--variants", "nope", "--image-size", "64", "--out", "{tmp}/runs"),
         "unknown ['nope']"),
 ]  # fmt: skip

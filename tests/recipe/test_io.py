@@ -20,6 +20,7 @@ EXPECTED = {
     "learnable",
     "w4_g32",
     "w4_g32_gptq",
+    "w8a8_video",
 }
 
 

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BuildContext:
-    """What every method gets: the float teacher, calibration photos, the input size, a work folder.
+    """What every method gets: the float teacher, calibration photos and clip, the input size, a work folder.
 
     The float encoder ONNX is exported once, on first use, and shared by the onnxruntime and NNCF methods.
     """
@@ -27,6 +27,7 @@ class BuildContext:
     image_size: int
     work_dir: Path
     seed: int = 0
+    calib_video: Path | None = None  # a clip for methods over memory layers (None: the bundled clip)
     _float_onnx: Path | None = field(default=None, repr=False)
 
     @property

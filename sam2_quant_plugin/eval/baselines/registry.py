@@ -56,6 +56,11 @@ METHODS: dict[str, Callable[[], Method]] = {
     ),
     "ours-w8a8-vnni-ort": lambda: _ours_onnx("ours-w8a8-vnni-ort", "w8a8_vnni"),
     "ours-w8a8-vnni-avx2": lambda: RecipeAvx2Method("ours-w8a8-vnni-avx2", "w8a8_vnni"),
+    "ours-w8a8-video": lambda: RecipeMethod(
+        "ours-w8a8-video",
+        "w8a8_video",
+        "w8a8 on the image encoder, memory attention and memory encoder (video-calibrated)",
+    ),
     "ours-w4a8": lambda: RecipeMethod("ours-w4a8", "w4a8", "this package's shipped w4a8 recipe (MSE 4-bit)"),
     "ours-w4a8-ort": lambda: RecipeOnnxMethod("ours-w4a8-ort", "w4a8"),
     "ort-static-minmax-fused": lambda: OrtStaticMethod("minmax", fused=True),

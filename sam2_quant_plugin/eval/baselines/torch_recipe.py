@@ -64,7 +64,8 @@ class RecipeMethod(Method):
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
         recipe = self.recipe if isinstance(self.recipe, Recipe) else load_recipe(self.recipe)
         model = prepare_qat(ctx.teacher, recipe)
-        calibrate(model, list(ctx.calib_images), image_size=ctx.image_size, progress=False)
+        video = ctx.calib_video if _runs_video(model) else None  # the clip only calibrates memory layers
+        calibrate(model, list(ctx.calib_images), image_size=ctx.image_size, progress=False, video=video)
         frozen = freeze(model)
         bits = weight_bits_summary(frozen)
         return BuiltStudent(
@@ -76,6 +77,12 @@ class RecipeMethod(Method):
             runtime="torch",
             notes=f"recipe {recipe.name}",
         )
+
+
+def _runs_video(model: nn.Module) -> bool:
+    from ...sam2.video import VIDEO_ROOTS
+
+    return any(n.startswith(VIDEO_ROOTS) for n in quant_state(model).plans)
 
 
 class FloatMethod(Method):
