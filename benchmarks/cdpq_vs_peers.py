@@ -18,11 +18,13 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+import sam2_quant_plugin as sq
 from sam2_quant_plugin.cdpq.config import ORDERS, CDPQConfig
 from sam2_quant_plugin.cdpq.package import build_package, package_to_checkpoint
 from sam2_quant_plugin.cdpq.run import run_cdpq
@@ -62,6 +64,23 @@ def uniform(args: argparse.Namespace, teacher: nn.Module, batches: list, bits: i
     for name in weight_quantizers(student):
         set_layer_bits(student, name, bits, refit=refit)
     return student
+
+
+def gptq_afterwards(
+    recipe_path: Path, teacher: nn.Module, photos: list, args: argparse.Namespace
+) -> nn.Module:
+    """The searched recipe with ``rounding: gptq`` on every Linear rule, calibrated on the photos, frozen."""
+    recipe = sq.load_recipe(recipe_path)
+    linear = {n for n, m in teacher.named_modules() if isinstance(m, nn.Linear)}
+    rules = tuple(
+        replace(r, weight=replace(r.weight, rounding="gptq"))
+        if r.weight is not None and r.match in linear and r.weight.symmetric
+        else r
+        for r in recipe.rules
+    )
+    model = sq.prepare_qat(teacher, replace(recipe, rules=rules, name=f"{recipe.name}-gptq"))
+    sq.calibrate(model, photos, image_size=args.image_size, progress=False)
+    return sq.freeze(model)
 
 
 def peer_methods(spec: str) -> list[Method]:
@@ -149,6 +168,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_per_attempt": summary["seconds_per_attempt"],
         "layers": summary["layers"],
     }
+    if args.gptq_after:  # today's two-step path: the RTN search's recipe, GPTQ-rounded afterwards
+        t0 = time.perf_counter()
+        after = gptq_afterwards(Path(summary["run_dir"]) / "recipe.yaml", teacher, images["photos"], args)
+        rows["CDPQ search + GPTQ afterwards"] = {
+            **_fidelity(refs, teacher, after),
+            **summary["size"],
+            "bit_histogram": summary["bit_histogram"],
+            "seconds": time.perf_counter() - t0,
+        }
     bits = round(summary["size"]["avg_weight_bits"]) if args.uniform_bits is None else args.uniform_bits
     for label, refit in ((f"uniform {bits}-bit (MSE clip)", True), (f"uniform {bits}-bit (min-max)", False)):
         student = uniform(args, teacher, batches[0], bits, refit)
@@ -258,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--confidence", default="mean")
     p.add_argument("--order-by", choices=ORDERS, default="confidence")
     p.add_argument("--rounding", choices=("rtn", "gptq"), default="rtn", help="CDPQ: how attempts round")
+    p.add_argument(
+        "--gptq-after",
+        action="store_true",
+        help="add a row: the (RTN) search's recipe GPTQ-rounded afterwards, to compare with --rounding gptq",
+    )
     p.add_argument("--sensitivity", default=None, help="grad_norm | fisher | hutchinson")
     p.add_argument("--eval-frames", type=int, default=8)
     p.add_argument("--points-per-side", type=int, default=8)

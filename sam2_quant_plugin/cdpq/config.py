@@ -52,6 +52,10 @@ class CDPQConfig:
     # data
     train_images: str | None = None  # folder, SA-V root, or None for the bundled photos
     val_images: str | None = None
+    # a frame folder whose propagation feeds memory-path targets (memory_attention / memory_encoder): the
+    # teacher's calls into them are recorded and replayed; None: the bundled clip
+    video: str | None = None
+    video_frames: int | None = 8  # first N frames of it (None: all)
     points_per_image: int = 4
     boxes_per_image: int = 2
     batch_size: int = 1
@@ -121,6 +125,8 @@ class CDPQConfig:
             )
         self.ladder = lad
         self.target_roots = tuple(self.target_roots)
+        if self.video_frames is not None and (isinstance(self.video_frames, bool) or self.video_frames < 1):
+            raise ConfigError(f"video_frames={self.video_frames!r}; use a positive frame count or None (all)")
         if self.group_size is not None:
             try:
                 self.group_size = check_group_size(self.group_size)

@@ -108,8 +108,12 @@ def distill_loss(
                 layer = layer + w * v.detach()
         per_layer[name] = float(layer)
     add("embed", _embed_loss(t_out, s_out), weights.embed)
-    if isinstance(t_out.get("output"), Tensor) and isinstance(s_out.get("output"), Tensor):
-        add("output", _normalised_mse(t_out["output"], s_out["output"]), weights.output)
+    for key in [
+        k for k in t_out if k == "output" or k.startswith("output:")
+    ]:  # whole-model or module outputs
+        t, s = t_out[key], s_out.get(key)
+        if isinstance(t, Tensor) and isinstance(s, Tensor):
+            add("output", _normalised_mse(t, s), weights.output)
     if "low_res_masks" in t_out and "low_res_masks" in s_out:
         add(
             "mask", mask_kd(s_out["low_res_masks"], t_out["low_res_masks"], weights.temperature), weights.mask

@@ -35,11 +35,17 @@ class Session:
     hessians: HessianStats | None = None  # rounding='gptq': inputs of the Linear candidates
 
 
-def load_batches(cfg: CDPQConfig) -> tuple[list[Batch], list[Batch]]:
+def load_batches(cfg: CDPQConfig, teacher: nn.Module | None = None) -> tuple[list[Batch], list[Batch]]:
     """Training and validation batches from the model family's adapter; without ``val_images`` the
-    training photos get fresh prompts (seed + 1)."""
+    training photos get fresh prompts (seed + 1). The adapter also gets the targets, the clip and the
+    teacher (SAM 2 records the teacher's memory-path calls on the clip when a target needs them)."""
     adapter = get_adapter(cfg.model)
-    kw = {"batch_size": cfg.batch_size, "n_points": cfg.points_per_image, "n_boxes": cfg.boxes_per_image}
+    kw: dict[str, object] = {
+        "batch_size": cfg.batch_size,
+        "n_points": cfg.points_per_image,
+        "n_boxes": cfg.boxes_per_image,
+    }
+    kw.update(target_roots=cfg.target_roots, video=cfg.video, video_frames=cfg.video_frames, teacher=teacher)
     val_src = cfg.val_images if cfg.val_images is not None else cfg.train_images
     out = []
     for src, seed in ((cfg.train_images, cfg.seed), (val_src, cfg.seed + 1)):
@@ -84,7 +90,7 @@ def build_session(
             student_float = build(cfg.student_config, cfg.student_checkpoint)
     student_float = student_float.to(device)
     teacher.eval().requires_grad_(False)
-    train, val = batches if batches is not None else load_batches(cfg)
+    train, val = batches if batches is not None else load_batches(cfg, teacher)
     train = shard(train, rank(), world_size())
     init_bits = cfg.ladder[0]
     student = prepare_student(

@@ -35,6 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "prompts come from the masks)",
     )
     p.add_argument("--val-images", default=None, help="validation images (default: --images, new prompts)")
+    p.add_argument(
+        "--video",
+        default=None,
+        help="frame folder for memory-path targets (--target-roots memory_attention memory_encoder): the "
+        "teacher propagates point prompts over it and its calls into those modules are replayed for the "
+        "student (default: the bundled 8-frame clip)",
+    )
+    p.add_argument("--video-frames", type=int, default=8, help="first N frames of --video (0: all)")
     p.add_argument("--name", default="cdpq", help="run name (folder suffix)")
     p.add_argument("--out", default="runs", help="parent folder of the run folder")
     p.add_argument("--mode", choices=("search", "differentiable"), default="search")
@@ -116,6 +124,8 @@ def config_from_args(args: argparse.Namespace) -> CDPQConfig:
         "seed": args.seed,
         "train_images": args.images,
         "val_images": args.val_images,
+        "video": args.video,
+        "video_frames": args.video_frames or None,
         "mode": args.mode,
         "ladder": tuple(args.ladder),
         "target_roots": tuple(args.target_roots),
@@ -163,6 +173,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = replace(load_config(args.resume), max_attempts=args.max_attempts, device=args.device)
     else:
         cfg = config_from_args(args)
+        if cfg.video is not None:
+            from ..sam2.video import video_frames
+
+            video_frames(cfg.video)  # a bad clip folder fails before any model is built
         check_writable(args.out)
     try:
         summary = run_cdpq(cfg, args.out, resume=args.resume, progress=not args.no_progress)
@@ -183,9 +197,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     size = summary["size"]
     log.info(
-        "avg weight bits %.3f, %.2f MB (image encoder), bits %s, %d attempts; recipe: %s/recipe.yaml",
+        "avg weight bits %.3f, %.2f MB (%s), bits %s, %d attempts; recipe: %s/recipe.yaml",
         size["avg_weight_bits"],
         size["total_mb"],
+        " + ".join(cfg.target_roots),
         summary["bit_histogram"],
         summary["attempts"],
         summary["run_dir"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ..models.info import model_info, set_model_info
 from ..sam2.video import blank_video_predictor, propagate
 from ..sam2.video import default_video_dir as default_video_dir
 from ..sam2.video import first_frame_points as first_frame_points
+from ..sam2.video import first_frames as first_frames
 from .metrics import mask_iou
 
 log = logging.getLogger(__name__)
@@ -59,22 +59,6 @@ class VideoReference:
             "frames": len(self.logits),
             "prompt": f"{len(self.points)} objects, one positive point each on frame 0 (grid)",
         }
-
-
-def first_frames(video_dir: str | Path, max_frames: int | None, work_dir: Path | None = None) -> Path:
-    """``video_dir``, or a folder linking its first ``max_frames`` JPEG frames (in frame order).
-
-    The folder is created in ``work_dir`` (which the caller removes) or, without one, in the system
-    temporary folder (then the caller must remove it).
-    """
-    frames = sorted(Path(video_dir).glob("*.jp*g"), key=lambda p: int(p.stem))
-    if max_frames is None or len(frames) <= max_frames:
-        return Path(video_dir)
-    tmp = Path(tempfile.mkdtemp(prefix="sam2_quant_frames_", dir=work_dir))
-    for f in frames[:max_frames]:
-        (tmp / f.name).symlink_to(f.resolve())
-    log.info("video: first %d of %d frames of %s", max_frames, len(frames), video_dir)
-    return tmp
 
 
 def build_video_reference(

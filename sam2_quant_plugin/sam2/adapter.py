@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import ModelConfigError
 from ..models.adapter import ForwardLoop, GraphSpec, ModelAdapter, Task
 from ..models.info import ModelInfo, model_info
 from ..models.registry import has_signature
@@ -121,9 +122,37 @@ class SAM2Adapter:
         return {"embed_cosine": score["embed_cosine"], **score["points"]}
 
     def batches(self, paths: Sequence[Path], *, image_size: int | None, seed: int, **kw: Any) -> list[Any]:
+        """Prompted photo batches for targets on the image path; for memory attention / memory encoder
+        targets also the teacher's recorded calls on the clip (``video``, default the bundled clip), with
+        ``2 + seed % 2`` points per side so training (seed) and validation (seed + 1) see other objects."""
         from .batches import make_batches
+        from .memory_batches import needs_memory_batches, record_memory_batches, unreplayed_roots
+        from .video import VIDEO_ROOTS, default_video_dir
 
-        return list(make_batches(list(paths), image_size or 1024, seed=seed, **kw))
+        roots = tuple(kw.pop("target_roots", None) or self.default_targets())
+        video, n_frames, teacher = (
+            kw.pop("video", None),
+            kw.pop("video_frames", None),
+            kw.pop("teacher", None),
+        )
+        out: list[Any] = []
+        if not all(r.startswith(VIDEO_ROOTS) for r in roots):
+            out += make_batches(list(paths), image_size or 1024, seed=seed, **kw)
+        if needs_memory_batches(roots):
+            bad = unreplayed_roots(roots)
+            if bad:
+                raise ModelConfigError(
+                    f"CDPQ cannot distil {bad}: only memory_attention and memory_encoder calls are recorded "
+                    "from the video path. Fix: target those (or image_encoder / sam_mask_decoder)."
+                )
+            if teacher is None:
+                raise ModelConfigError(
+                    "memory-path targets need the float teacher to record its memory calls. Fix: pass "
+                    "teacher=... to the adapter's batches (build_session does)."
+                )
+            clip = video if video is not None else default_video_dir()
+            out += record_memory_batches(teacher, clip, n_per_side=2 + seed % 2, max_frames=n_frames)
+        return out
 
     def task(self) -> Task:
         from .task import sam2_task

@@ -9,14 +9,18 @@ from torch import Tensor, nn
 
 from .batches import PromptBatch
 from .forward import decode, encode
+from .memory_batches import MemoryBatch, memory_task
 
 
-def sam2_task(model: nn.Module, batch: PromptBatch) -> dict[str, Any]:
-    """Encoder features plus mask logits / IoU predictions of every point and box prompt of every image.
+def sam2_task(model: nn.Module, batch: PromptBatch | MemoryBatch) -> dict[str, Any]:
+    """Encoder features plus mask logits / IoU predictions of every point and box prompt of every image;
+    for a recorded memory-path call (:class:`MemoryBatch`), that module's output (``output:<module>``).
 
     Keys: ``image_embed``, ``high_res_feats`` (stage-level), ``low_res_masks [N, 1, s, s]`` and
     ``iou_predictions [N, 1]`` with the prompts of all images concatenated.
     """
+    if isinstance(batch, MemoryBatch):
+        return memory_task(model, batch)
     feats = encode(model, batch.images)
     masks: list[Tensor] = []
     ious: list[Tensor] = []

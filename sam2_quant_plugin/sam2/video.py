@@ -4,6 +4,7 @@ on the first frame, and propagation over a frame folder (what memory attention a
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,22 @@ def video_frames(video_dir: str | Path) -> list[Path]:
     if odd:
         raise DataError(f"video folder {folder}: {odd[:3]} are not frame numbers. {fix}")
     return sorted(frames, key=lambda p: int(p.stem))
+
+
+def first_frames(video_dir: str | Path, max_frames: int | None, work_dir: Path | None = None) -> Path:
+    """``video_dir``, or a folder linking its first ``max_frames`` JPEG frames (in frame order).
+
+    The folder is created in ``work_dir`` (which the caller removes) or, without one, in the system
+    temporary folder (then the caller must remove it).
+    """
+    frames = video_frames(video_dir)
+    if max_frames is None or len(frames) <= max_frames:
+        return Path(video_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="sam2_quant_frames_", dir=work_dir))
+    for f in frames[:max_frames]:
+        (tmp / f.name).symlink_to(f.resolve())
+    log.info("video: first %d of %d frames of %s", max_frames, len(frames), video_dir)
+    return tmp
 
 
 def first_frame_points(video_dir: str | Path, n_per_side: int = 1) -> tuple[np.ndarray, tuple[int, int]]:

@@ -69,10 +69,13 @@ def test_scaling_script_on_one_block(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_vs_peers_script_measures_its_peer(tmp_path: Path) -> None:
     argv = ["--rounds", "0", "--ladder", "8", "4", "--target-bits", "8", "--uniform-bits", "8"]
     argv += ["--eval-frames", "1", "--points-per-side", "2", "--no-learnable", "--peers", "ort-dynamic-rr"]
-    assert cdpq_vs_peers.main([*argv, "--out", str(tmp_path)]) == 0
+    assert cdpq_vs_peers.main([*argv, "--gptq-after", "--out", str(tmp_path)]) == 0
     (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     result = json.loads((run / "results.json").read_text())
     peer = result["peers"]["ort-dynamic-rr"]
     assert 0.5 < peer["photos"] <= 1.0
     assert peer["file_mb"] == pytest.approx((run / "peers" / "ort_dynamic_rr.onnx").stat().st_size / 1e6)
     assert "| ort-dynamic-rr (peer, measured here) |" in (run / "results.md").read_text()
+    after = result["rows"]["CDPQ search + GPTQ afterwards"]  # the search's recipe, GPTQ-rounded afterwards
+    assert 0.5 < after["photos"] <= 1.0
+    assert after["avg_weight_bits"] == result["rows"]["CDPQ search"]["avg_weight_bits"]
