@@ -94,10 +94,10 @@ def test_cdpq_over_the_memory_path_keeps_steps_by_the_rule(tmp_path: Path) -> No
     cfg = CDPQConfig(
         name="mem",
         image_size=128,
-        target_roots=("memory_attention", "memory_encoder"),
-        video=str(_clip(tmp_path / "clip", 4)),
+        target_roots=("memory_attention.layers.3", "memory_encoder"),  # 23 layers: enough to see the rule
+        video=str(_clip(tmp_path / "clip", 3)),
         ladder=(8, 4),
-        rounds=1,
+        rounds=0,
         impact_threshold=0.02,
         threshold_growth=1.0,
         max_passes=1,
@@ -117,6 +117,7 @@ def test_cdpq_over_the_memory_path_keeps_steps_by_the_rule(tmp_path: Path) -> No
         assert bits[layer] == (a["bits"] if a["accepted"] else a["from_bits"]), (layer, a)
     recipe = load_recipe(run_dir / "recipe.yaml")
     assert set(recipe.targets) == set(cfg.target_roots)
+    assert any(n.startswith("memory_attention.layers.3") for n in bits)
     from sam2_quant_plugin.sam2 import build_sam2_model
 
     fresh = build_sam2_model("sam2.1_hiera_t", image_size=128, seed=0)
