@@ -18,11 +18,12 @@ from collections import Counter
 import torch
 
 from ..api import weight_bits_summary
+from ..fake_quant.learnable import LearnableBitFakeQuantize
 from ..fake_quant.regularizer import bit_penalty
 from . import ddp
 from .budget import budget_met
 from .session import Session
-from .student import bits_map, weight_quantizers
+from .student import bits_map, set_layer_bits, weight_quantizers
 from .task import TaskModule
 from .train import kd_epoch, make_optimizer
 
@@ -137,11 +138,14 @@ def run_differentiable(
             ", ".join(f"{k}@{v}" for k, v in list(stuck.items())[:4]),
             hint,
         )
+    projected = project_to_budget(s) if cfg.has_budget else []
     met = budget_met(s) if cfg.has_budget else None
-    if met is False:
+    if projected:
         log.warning(
-            "the differentiable run ended above the budget (%s). Fix: more --diff-epochs, a larger "
-            "--bit-lambda, or the search mode, which steps until the budget is met",
+            "the differentiable run ended above the budget; %d layer(s) closest to rounding down were "
+            "lowered one bit each to meet it (now %s). More --diff-epochs or a larger --bit-lambda let "
+            "training get there itself",
+            len(projected),
             _fmt_size(s),
         )
     return {
@@ -151,7 +155,34 @@ def run_differentiable(
         "bit_lr": bit_lr,
         "budget_met": met,
         "final_bit_lambda": lam,
+        "projected": projected,
     }
+
+
+def project_to_budget(s: Session) -> list[str]:
+    """Lower layers one bit at a time until the rounded bits meet the budget; returns them in order.
+
+    The next layer is the one whose trained bit value sits closest above its rounding-down point (the
+    offset training was already pushing down; ties: the larger layer, which saves more), and its step
+    size is refit for the new width, as a search attempt would. Nothing changes when the budget is met.
+    """
+    lowered: list[str] = []
+    fqs = weight_quantizers(s.student)
+    while not budget_met(s):
+        movable = {n: fq for n, fq in fqs.items() if fq.bits > fq.min_bits}
+        if not movable:
+            break
+
+        def key(item: tuple[str, LearnableBitFakeQuantize]) -> tuple[float, float]:
+            name, fq = item
+            value = fq.min_bits + float(fq.bit_offset.detach().max())
+            size = float(s.student.get_submodule(name).weight.numel())
+            return (value - (fq.bits - 0.5), -size)
+
+        name, fq = min(movable.items(), key=key)
+        set_layer_bits(s.student, name, fq.bits - 1, refit=s.cfg.refit_scale)
+        lowered.append(name)
+    return lowered
 
 
 def _fmt_size(s: Session) -> str:

@@ -151,6 +151,7 @@ def run_cdpq(
                 "steps": result["steps"],
                 "bit_lr": result["bit_lr"],
                 "budget_met": result["budget_met"],
+                "projected_to_budget": result["projected"],
             }
         extra["weight_checksum"] = float(sum(p.detach().double().sum() for p in s.student.parameters()))
         if ddp.is_main():

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from sam2_quant_plugin.cdpq import build_session, compute_sensitivity, importance_from, run_cdpq
-from sam2_quant_plugin.cdpq.differentiable import clamp_offsets
+from sam2_quant_plugin.cdpq.budget import budget_met
+from sam2_quant_plugin.cdpq.differentiable import clamp_offsets, project_to_budget
 from sam2_quant_plugin.cdpq.sensitivity import cached_sensitivity
 from sam2_quant_plugin.cdpq.student import set_layer_bits, weight_quantizers
 
@@ -89,3 +90,30 @@ def test_differentiable_stuck_at_the_top_says_which_value_moves_bits(
     assert "--target-bits" in caplog.text
     assert "--bit-lr above" in caplog.text
     assert summary["budget_met"] is None
+
+
+def test_a_run_that_ends_above_its_budget_is_projected_onto_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bits that barely move (tiny bit_lr, one epoch) miss a 6-bit budget; the projection meets it."""
+    cfg = toy_config(mode="differentiable", target_avg_bits=6.0, bit_lr=1e-6, bit_lambda=1e-9, diff_epochs=1)
+    with caplog.at_level(logging.WARNING):
+        summary = run_cdpq(cfg, tmp_path, progress=False, **toy_session_kw())
+    assert summary["budget_met"] is True
+    assert summary["size"]["avg_weight_bits"] <= 6.0
+    assert summary["projected_to_budget"]
+    assert "lowered one bit each" in caplog.text
+
+
+def test_projection_lowers_the_layer_closest_to_rounding_down_first() -> None:
+    s = build_session(toy_config(mode="differentiable", target_avg_bits=7.9), **toy_session_kw())
+    fqs = weight_quantizers(s.student)
+    names = list(fqs)
+    for fq in fqs.values():  # every layer at 8 bits, far from its rounding point (7.5) ...
+        fq.bit_offset.data.fill_(float(fq.max_bits - fq.min_bits))
+    fqs[names[-1]].bit_offset.data.fill_(7.6 - fqs[names[-1]].min_bits)  # ... but the last one: 7.6 -> 8
+    lowered = project_to_budget(s)
+    assert lowered[0] == names[-1]
+    assert fqs[names[-1]].bits == 7
+    assert budget_met(s)
+    assert project_to_budget(s) == []  # nothing to do once met
