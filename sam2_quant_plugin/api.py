@@ -159,8 +159,8 @@ class QuantizerInfo:
 
     @property
     def module_name(self) -> str:
-        """The fake-quant's module name: ``<layer>.weight_fake_quant``, ``<layer>.input_fake_quant`` or, for an
-        attention module, ``<module>.attn_q_fake_quant`` (k, v, p alike)."""
+        """The fake-quant's module name: ``<layer>.weight_fake_quant``, ``<layer>.input_fake_quant`` or,
+        for an attention module, ``<module>.attn_q_fake_quant`` (k, v, p alike)."""
         attr = {"weight": WEIGHT_FQ, "activation": INPUT_FQ, **ATTN_FQ}[self.kind]
         return f"{self.layer}.{attr}"
 

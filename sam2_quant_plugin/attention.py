@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import RecipeError
@@ -90,8 +90,8 @@ def _leave(module: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
     if output is not None and entry.calls == 0 and not torch.jit.is_scripting():
         raise RecipeError(
             f"{type(module).__name__} ran without calling torch.nn.functional.scaled_dot_product_attention, "
-            "so its attention rule quantized nothing. Fix: remove the attention rule for it (only modules that "
-            "call F.scaled_dot_product_attention through the torch.nn.functional module can be covered)"
+            "so its attention rule quantized nothing. Fix: remove the attention rule for it (only modules "
+            "that call F.scaled_dot_product_attention through the torch.nn.functional module are covered)"
         )
 
 
@@ -105,7 +105,7 @@ def quantized_sdpa(
     scale: float | None = None,
     enable_gqa: bool = False,
 ) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` with fake-quantized MatMul inputs (the innermost active module's)."""
+    """``F.scaled_dot_product_attention`` with the innermost active module's fake-quantized MatMul inputs."""
     if not _ACTIVE:
         raise RuntimeError("quantized_sdpa runs only inside a module prepared with an attention rule")
     entry = _ACTIVE[-1]

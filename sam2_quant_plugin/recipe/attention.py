@@ -59,11 +59,12 @@ class AttentionRule:
             )
         if not isinstance(self.observer_args, Mapping):
             raise RecipeError(
-                f"attention rule {self.match!r}: observer_args must be a mapping, got {self.observer_args!r:.60}"
+                f"attention rule {self.match!r}: observer_args must be a mapping, "
+                f"got {self.observer_args!r:.60}"
             )
         object.__setattr__(self, "observer_args", dict(self.observer_args))
         try:
-            self.spec  # builds (and checks) the observer once, as layer rules do
+            _ = self.spec  # builds (and checks) the observer once, as layer rules do
         except RecipeError as e:
             raise type(e)(f"attention rule {self.match!r}: {e}") from None
 

@@ -14,7 +14,6 @@ module is an error naming the rule, never a silent no-op.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import re
 from dataclasses import dataclass
@@ -48,12 +47,16 @@ class AttentionPlan:
         return self.spec.bits if self.spec else None
 
 
-@functools.lru_cache(maxsize=None)
-def _calls_sdpa(cls: type) -> bool:
-    try:
-        return SDPA in inspect.getsource(cls.forward)
-    except (OSError, TypeError):  # no source (compiled, REPL): cannot tell, so not a candidate
-        return False
+_CALLS_SDPA: dict[type, bool] = {}
+
+
+def _calls_sdpa(cls: type[nn.Module]) -> bool:
+    if cls not in _CALLS_SDPA:
+        try:
+            _CALLS_SDPA[cls] = SDPA in inspect.getsource(cls.forward)
+        except (OSError, TypeError):  # no source (compiled, REPL): cannot tell, so not a candidate
+            _CALLS_SDPA[cls] = False
+    return _CALLS_SDPA[cls]
 
 
 def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
@@ -77,12 +80,12 @@ def resolve_attention(model: nn.Module, recipe: Recipe) -> dict[str, AttentionPl
     problems: list[str] = []
     exact = {r.match: r for r in recipe.attention if r.kind == "exact"}
     compiled: list[tuple[AttentionRule, re.Pattern[str]]] = []
-    for rule in recipe.attention:
-        if rule.kind == "regex":
+    for r in recipe.attention:
+        if r.kind == "regex":
             try:
-                compiled.append((rule, re.compile(rule.pattern)))
+                compiled.append((r, re.compile(r.pattern)))
             except re.error as e:
-                problems.append(f"{rule.match!r}: invalid regex ({e})")
+                problems.append(f"{r.match!r}: invalid regex ({e})")
     types = [r for r in recipe.attention if r.kind == "type"]
     for name in exact:
         if name not in names:
@@ -96,7 +99,7 @@ def resolve_attention(model: nn.Module, recipe: Recipe) -> dict[str, AttentionPl
     plans: dict[str, AttentionPlan] = {}
     for name, mod in mods.items():
         tname = type(mod).__name__
-        rule = exact.get(name)
+        rule: AttentionRule | None = exact.get(name)
         if rule is None:
             rule = next((r for r, rx in compiled if rx.fullmatch(name)), None)
         if rule is None and _under(name, recipe.targets):
