@@ -162,3 +162,30 @@ def test_module_that_skips_sdpa_at_run_time_is_an_error() -> None:
     enc.forward = lambda t: t  # type: ignore[method-assign]
     with pytest.raises(RecipeError, match="without calling"):
         enc(torch.randn(1, 4, 16))
+
+
+def test_fixed_probs_grid_loses_long_rows_observed_range_keeps_them() -> None:
+    """Why `w8a8_attn` uses `probs: observed`: with 1024 keys (Hiera's global blocks at 512 px) a flat row's
+    probabilities (~1/1024) are below half the fixed step 1/255 and all round to 0; a range calibrated on
+    such rows keeps the row's mass."""
+    from sam2_quant_plugin.attention import fixed_probs_quant
+    from sam2_quant_plugin.qconfig import make_fake_quant
+    from sam2_quant_plugin.recipe.schema import activation_spec
+
+    g = torch.Generator().manual_seed(0)
+    p = (0.1 * torch.randn(4, 1024, 1024, generator=g)).softmax(-1)
+    assert float(p.max()) < 0.5 / 255
+    assert float(fixed_probs_quant(8)(p).sum(-1).max()) == 0.0
+    observed = make_fake_quant(activation_spec(bits=8, observer="minmax", symmetric=False))
+    observed(p)  # observes and quantizes (the calibration pass)
+    scale, zp = observed.calculate_qparams()
+    assert int(zp) == 0
+    assert float(scale) == pytest.approx(float(p.max()) / 255, rel=1e-3)
+    mass = observed(p).sum(-1)
+    torch.testing.assert_close(mass, torch.ones_like(mass), rtol=0, atol=0.02)
+
+
+def test_shipped_attention_recipe_uses_observed_probabilities() -> None:
+    from sam2_quant_plugin.recipe import load_recipe
+
+    assert {r.probs for r in load_recipe("w8a8_attn").attention} == {"observed"}
