@@ -104,8 +104,15 @@ def ablation(
 def keys_per_row(model: nn.Module, size: int) -> dict[str, int]:
     """Keys each attention row sees, per attention module: the tokens of its (windowed) input map."""
     seen: dict[str, int] = {}
+
+    def note(name: str) -> Any:
+        def hook(_m: nn.Module, args: tuple[Any, ...]) -> None:  # None: the input is left as it is
+            seen.setdefault(name, int(args[0].shape[1] * args[0].shape[2]))
+
+        return hook
+
     hooks = [
-        m.register_forward_pre_hook(lambda _m, a, n=n: seen.setdefault(n, int(a[0].shape[1] * a[0].shape[2])))
+        m.register_forward_pre_hook(note(n))
         for n, m in model.named_modules()
         if type(m).__name__ == "MultiScaleAttention"
     ]
