@@ -2,8 +2,9 @@
 
 Each layer a recipe selects gets torch.ao QAT treatment (``Linear``/``Conv2d`` -> ``qat.Linear``/
 ``qat.Conv2d`` with this package's weight fake-quant) and, when the recipe gives activation bits, a
-fake-quant on the layer's *input* in a forward pre-hook. Module names are unchanged, so SAM 2 code,
-state_dicts and hooks keep working.
+fake-quant on the layer's *input* in a forward pre-hook. Attention modules a recipe's ``attention:`` rules
+select get fake-quants on their MatMul inputs (q, k, v, probabilities; :mod:`.attention`). Module names are
+unchanged, so SAM 2 code, state_dicts and hooks keep working.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from typing import Any, Literal, cast
 import torch
 from torch import nn
 
+from .attention import ATTN_FQ, add_attention_quant
 from .device import model_device
 from .errors import RecipeError
 from .fake_quant.frozen import FrozenFakeQuantize
 from .numerics import qrange, storage_bits
 from .qconfig import layer_qconfigs, make_fake_quant
+from .recipe.attention import AttentionRule
+from .recipe.attention_resolve import AttentionPlan, resolve_attention
 from .recipe.io import load_recipe
 from .recipe.resolve import LayerPlan, resolve
 from .recipe.schema import Granularity, LayerRule, QuantSpec, Recipe
@@ -43,6 +47,7 @@ class QuantState:
     plans: dict[str, LayerPlan]
     frozen: bool = False
     history: list[str] = field(default_factory=list)
+    attention: dict[str, AttentionPlan] = field(default_factory=dict)
 
 
 def quant_state_or_none(model: nn.Module) -> QuantState | None:
@@ -90,7 +95,8 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
     plans = {n: p for n, p in resolve(model, recipe).items() if p.quantized}
-    if not plans:
+    attention = {n: p for n, p in resolve_attention(model, recipe).items() if p.quantized}
+    if not plans and not attention:
         raise RecipeError(f"recipe {recipe.name!r} quantizes no layer of this model; check its targets/rules")
     model = model if inplace else copy.deepcopy(model)
     qconfigs = layer_qconfigs(plans)  # what sq.qconfig_mapping(model, recipe) gives torch.ao users
@@ -109,11 +115,15 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
             mod = model.get_submodule(name)
             mod.add_module(INPUT_FQ, make_fake_quant(plan.activation).to(model_device(mod)))
             mod.register_forward_pre_hook(_quantize_input)
-    setattr(model, _STATE_ATTR, QuantState(recipe, plans))
+    for name, aplan in attention.items():
+        mod = model.get_submodule(name)
+        add_attention_quant(mod, aplan, model_device(mod))
+    setattr(model, _STATE_ATTR, QuantState(recipe, plans, attention=attention))
     wbits = [p.weight_bits for p in plans.values() if p.weight_bits]
     log.info(
-        "prepared %d layers with recipe %r (weight bits %s..%s)",
+        "prepared %d layers and %d attention modules with recipe %r (weight bits %s..%s)",
         len(plans),
+        len(attention),
         recipe.name,
         min(wbits, default=None),
         max(wbits, default=None),
@@ -121,7 +131,10 @@ def prepare_qat(model: nn.Module, recipe: Recipe | str | Path, *, inplace: bool 
     return model
 
 
-Kind = Literal["weight", "activation"]
+#: ``weight`` / ``activation``: a layer's; ``attn_q`` / ``attn_k`` / ``attn_v`` / ``attn_p``: an attention
+#: module's MatMul inputs (q, k transposed, v, softmax probabilities).
+Kind = Literal["weight", "activation", "attn_q", "attn_k", "attn_v", "attn_p"]
+ATTN_KINDS: tuple[Kind, ...] = ("attn_q", "attn_k", "attn_v", "attn_p")
 
 
 @dataclass(frozen=True)
@@ -146,8 +159,10 @@ class QuantizerInfo:
 
     @property
     def module_name(self) -> str:
-        """The fake-quant's module name: ``<layer>.weight_fake_quant`` or ``<layer>.input_fake_quant``."""
-        return f"{self.layer}.{WEIGHT_FQ if self.kind == 'weight' else INPUT_FQ}"
+        """The fake-quant's module name: ``<layer>.weight_fake_quant``, ``<layer>.input_fake_quant`` or,
+        for an attention module, ``<module>.attn_q_fake_quant`` (k, v, p alike)."""
+        attr = {"weight": WEIGHT_FQ, "activation": INPUT_FQ, **ATTN_FQ}[self.kind]
+        return f"{self.layer}.{attr}"
 
     def to_dict(self) -> dict[str, object]:
         """The JSON-able description (no module): what an exported file records per quantizer."""
@@ -175,7 +190,8 @@ def _info(layer: str, kind: Kind, spec: QuantSpec, fq: Any) -> QuantizerInfo:
 
 
 def quantizers(model: nn.Module) -> dict[tuple[str, str], QuantizerInfo]:
-    """(layer, ``"weight"`` | ``"activation"``) -> every quantizer of a prepared model, in plan order.
+    """(layer, kind) -> every quantizer of a prepared model: layers in plan order (``"weight"`` |
+    ``"activation"``), then attention modules (``"attn_q"``, ``"attn_k"``, ``"attn_v"``, ``"attn_p"``).
 
     Each entry is the resolved plan (granularity, group size) joined with the fake-quant module (bits, range,
     signedness, axis). Layers :func:`convert` replaced hold no fake-quant and are left out. Raises
@@ -192,6 +208,12 @@ def quantizers(model: nn.Module) -> dict[tuple[str, str], QuantizerInfo]:
             fq = getattr(mod, attr, None)
             if spec is not None and isinstance(fq, FakeQuantizeBase):
                 out[(name, kind)] = _info(name, kind, spec, fq)
+    for name, aplan in quant_state(model).attention.items():
+        mod = model.get_submodule(name)
+        for akind in ATTN_KINDS:
+            fq = getattr(mod, ATTN_FQ[akind], None)
+            if aplan.spec is not None and isinstance(fq, FakeQuantizeBase):
+                out[(name, akind)] = _info(name, akind, aplan.spec, fq)
     return out
 
 
@@ -256,6 +278,11 @@ def current_recipe(model: nn.Module, name: str | None = None) -> Recipe:
     state = quant_state(model)
     plans = [_plan_with_current_bits(model, p) for p in state.plans.values()]
     rules = [LayerRule(match=p.name, weight=p.weight, activation=p.activation) for p in plans]
+    attention = [
+        AttentionRule(p.name, p.spec.bits, p.spec.observer, p.spec.observer_args, p.probs)
+        for p in state.attention.values()
+        if p.spec is not None
+    ]
     base = state.recipe
     return Recipe(
         name=name or f"{base.name}-resolved",
@@ -264,6 +291,7 @@ def current_recipe(model: nn.Module, name: str | None = None) -> Recipe:
         targets=base.targets,
         default=None,
         rules=tuple(rules),
+        attention=tuple(attention),
     )
 
 

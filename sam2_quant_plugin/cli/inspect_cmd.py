@@ -8,8 +8,9 @@ import logging
 import sys
 
 from ..recipe import load_recipe, quantizable_layers, resolve, shipped_recipes
+from ..recipe.attention_resolve import attention_modules, resolve_attention
 from ..recipe.resolve import type_name
-from ..recipe.table import format_table, plan_totals
+from ..recipe.table import format_attention_table, format_table, plan_totals
 from ..sam2.build import build_sam2_model
 
 HELP = "print the per-layer table a recipe resolves to (name, type, W bits, A bits, params)"
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("sam2_quant_plugin.sam2.build").setLevel(logging.ERROR)  # weights are not used here
     model = build_sam2_model(config)
     plans = resolve(model, recipe)
+    attention = resolve_attention(model, recipe)
     if args.json:
         rows = [
             {
@@ -49,9 +51,14 @@ def run(args: argparse.Namespace) -> int:
             }
             for p in plans.values()
         ]
+        attn = [
+            {"name": p.name, "type": p.type_name, "bits": p.bits, "probs": p.probs, "rule": p.matched_by}
+            for p in attention.values()
+        ]
+        doc = {"recipe": recipe.name, "config": config, "layers": rows, "totals": plan_totals(plans)}
         out.write(
             json.dumps(
-                {"recipe": recipe.name, "config": config, "layers": rows, "totals": plan_totals(plans)},
+                {**doc, "attention": attn},
                 indent=2,
             )
             + "\n"
@@ -59,4 +66,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     extra = {n: type_name(m) for n, m in quantizable_layers(model).items()} if args.all else None
     out.write(f"recipe {recipe.name!r} on {config}\n{format_table(plans, all_layers=extra)}\n")
+    all_attn = {n: type(m).__name__ for n, m in attention_modules(model).items()} if args.all else None
+    out.write(f"\n{format_attention_table(attention, all_modules=all_attn)}\n")
     return 0

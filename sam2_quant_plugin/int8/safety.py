@@ -5,6 +5,12 @@ quantizer of at most 8 bits: onnxruntime fuses a Linear into ``MatMulIntegerToFl
 output is quantized too into ``QLinearConv``; torch ``convert`` makes fbgemm kernels of them. Its weight
 codes alone decide whether two products can pass the int16 limit (:func:`~.kernels.risky_rows`, which
 holds for any pairing of inputs), so the verdict needs no data and no runtime.
+
+Quantized attention MatMuls (a recipe's ``attention:`` rules) multiply two activations. With both inputs
+unsigned (the only form recipes make) onnxruntime runs them on its U8U8 kernels (``MatMulIntegerToFloat`` /
+``QLinearMatMul``), which widen both operands to 16 bits before ``vpmaddwd`` (32-bit sums): exact on every
+x86 CPU, so they are listed as safe. A signed input (a hand-built model) would take a U8S8 path whose int16
+pair sums depend on the data, which no check here can bound: such a module is reported risky.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..api import INPUT_FQ, WEIGHT_FQ, quant_state
+from ..api import ATTN_KINDS, INPUT_FQ, WEIGHT_FQ, quant_state
+from ..attention import ATTN_FQ
 from ..errors import ConfigError, ExportError
 from ..fake_quant.frozen import FrozenFakeQuantize
 from ..numerics import quantize_to_int
@@ -130,7 +137,21 @@ def saturation_report(model: nn.Module) -> SaturationReport:
     """Check a frozen model's int8-kernel layers against the AVX2 int16 limit (no data needed)."""
     with torch.no_grad():
         layers = {n: (int(risky_rows(c).sum()), len(c)) for n, (_, c) in _kernel_layers(model).items()}
+    layers.update(attention_matmuls(model))
     return SaturationReport(layers)
+
+
+def attention_matmuls(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """Attention module -> (risky MatMuls, 2) for each module with quantized attention: 0 when all four
+    inputs are unsigned (U8U8, exact everywhere), 2 when one is signed (U8S8, not provable)."""
+    out: dict[str, tuple[int, int]] = {}
+    for name, plan in quant_state(model).attention.items():
+        mod = model.get_submodule(name)
+        fqs = [getattr(mod, ATTN_FQ[k], None) for k in ATTN_KINDS]
+        if plan.spec is None or any(fq is None for fq in fqs):
+            continue  # float attention: no integer kernel
+        out[name] = (2 if any(bool(getattr(fq, "signed", True)) for fq in fqs) else 0, 2)
+    return out
 
 
 UNSAFE_FIX = (

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from ..errors import RecipeError
 from ..numerics import MAX_BITS, MIN_BITS, check_bits, check_group_size
+from .attention import AttentionRule, attention_rules_from, check_unique
 from .observer_check import check_observer
 
 SCHEMA_VERSION = 1
@@ -153,7 +154,8 @@ class Recipe:
 
     ``targets`` are module-name prefixes (e.g. ``image_encoder``) that bound where ``default`` and ``type:``
     rules apply; ``("",)``, the default, is the whole model. Exact and regex rules may name layers anywhere.
-    Precedence: exact name > regex > type > default.
+    Precedence: exact name > regex > type > default. ``attention`` (optional, :mod:`.attention`) selects
+    attention modules the same way and quantizes their activation x activation MatMuls.
     """
 
     name: str
@@ -163,6 +165,7 @@ class Recipe:
     description: str = ""
     version: int = SCHEMA_VERSION
     model: str | None = None
+    attention: tuple[AttentionRule, ...] = ()
 
     def __post_init__(self) -> None:
         if self.version != SCHEMA_VERSION:
@@ -181,9 +184,11 @@ class Recipe:
                     "win. Fix: keep one rule per layer name (merge their settings)."
                 )
             seen.add(rule.match)
+        object.__setattr__(self, "attention", tuple(self.attention))
+        check_unique(self.attention, self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "version": self.version,
             "name": self.name,
             "description": self.description,
@@ -192,12 +197,19 @@ class Recipe:
             "default": _rule_to_dict(self.default, with_match=False) if self.default else None,
             "rules": [_rule_to_dict(r) for r in self.rules],
         }
+        if self.attention:  # recipes without the section write what they always wrote
+            d["attention"] = [r.to_dict() for r in self.attention]
+        return d
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> Recipe:
         if not isinstance(data, Mapping):
             raise RecipeError(f"{source}: a recipe must be a mapping at top level, got {type(data).__name__}")
-        _no_unknown(data, {"version", "name", "description", "model", "targets", "default", "rules"}, source)
+        _no_unknown(
+            data,
+            {"version", "name", "description", "model", "targets", "default", "rules", "attention"},
+            source,
+        )
         if "version" not in data:
             raise RecipeError(f"{source}: missing 'version' (this package writes version {SCHEMA_VERSION})")
         default = data.get("default")
@@ -233,6 +245,7 @@ class Recipe:
             if default
             else None,
             rules=tuple(_rule_from_dict(r, f"{source} rules[{i}]") for i, r in enumerate(rules)),
+            attention=attention_rules_from(data.get("attention"), source),
         )
 
 

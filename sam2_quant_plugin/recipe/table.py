@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .attention_resolve import AttentionPlan
 from .resolve import LayerPlan
 
 
@@ -69,4 +70,38 @@ def format_table(plans: Mapping[str, LayerPlan], *, all_layers: Mapping[str, str
         f"{t['avg_weight_bits']:.2f} bits on average = {t['weight_bytes'] / 2**20:.2f} MiB "
         f"(float32: {t['float_bytes'] / 2**20:.2f} MiB)"
     )
+    return "\n".join(out)
+
+
+def format_attention_table(
+    plans: Mapping[str, AttentionPlan], *, all_modules: Mapping[str, str] | None = None
+) -> str:
+    """Attention modules an ``attention:`` rule selects: name, type, q/k/v bits, probabilities, rule.
+
+    ``all_modules`` (name -> type) adds the attention modules (those calling SDPA) left float.
+    """
+    rows = [
+        (
+            p.name,
+            p.type_name,
+            _bits(p.bits, False),
+            f"{p.probs} u{p.bits}" if p.bits else "float",
+            p.matched_by,
+        )
+        for p in plans.values()
+    ]
+    for name, tname in (all_modules or {}).items():
+        if name not in plans:
+            rows.append((name, tname, "float", "float", "(no rule)"))
+    if not rows:
+        return "attention: no rule (q.k^T and attn.v MatMuls stay float)"
+    head = ("attention module", "type", "q/k/v bits", "probs", "rule")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths)).rstrip()
+
+    n = sum(p.quantized for p in plans.values())
+    out = [line(head), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
+    out.append(f"\n{n} attention modules quantized ({2 * n} activation x activation MatMuls, uint8 inputs)")
     return "\n".join(out)

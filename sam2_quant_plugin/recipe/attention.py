@@ -1,0 +1,148 @@
+"""Attention rules: the recipe's optional ``attention:`` section (activation x activation MatMuls).
+
+A layer rule quantizes a Linear/Conv2d's weight and input. An attention rule quantizes the two products
+inside ``torch.nn.functional.scaled_dot_product_attention`` of the modules it selects: ``q @ k^T`` and
+``softmax(.) @ v``, whose four inputs (q, k, v and the probabilities) get a per-tensor *unsigned* fake-quant
+each. Unsigned on both sides makes onnxruntime run the products on its U8U8 kernels, which are exact on
+every x86 CPU (no int16 pair sums, unlike U8S8; docs/INT8_CPUS.md)::
+
+    attention:
+      - match: type:MultiScaleAttention   # exact name > re:<regex> > type:<Class> (as layer rules)
+        bits: 8                           # q, k, v and probabilities; 2..8 (null: keep this one float)
+        observer: minmax                  # q, k, v ranges (any registered observer)
+        probs: fixed                      # fixed: scale 1/(2^bits-1), zero point 0; observed: the observer
+
+``probs: fixed`` needs no calibration: softmax outputs lie in [0, 1], the grid covers exactly that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import RecipeError
+from ..numerics import check_bits
+
+if TYPE_CHECKING:
+    from .schema import QuantSpec
+
+PROBS = ("fixed", "observed")
+ATTENTION_KEYS = {"match", "bits", "observer", "observer_args", "probs"}
+
+
+@dataclass(frozen=True)
+class AttentionRule:
+    """Selects attention modules (``match``, the layer-rule syntax) and says how their MatMul inputs are
+    quantized. ``bits`` None keeps the selected modules' attention float (an explicit exclusion)."""
+
+    match: str
+    bits: int | None = 8
+    observer: str = "minmax"
+    observer_args: Mapping[str, Any] = field(default_factory=dict)
+    probs: Literal["fixed", "observed"] = "fixed"
+
+    def __post_init__(self) -> None:
+        if not self.match or not isinstance(self.match, str):
+            raise RecipeError(
+                f"attention rule {self.match!r}: 'match' must be an exact module name, 're:<regex>' or "
+                "'type:<Class>'"
+            )
+        if self.bits is not None:
+            try:
+                object.__setattr__(self, "bits", check_bits(self.bits, what="bits"))
+            except RecipeError as e:
+                raise type(e)(f"attention rule {self.match!r}: {e}") from None
+        if self.probs not in PROBS:
+            raise RecipeError(
+                f"attention rule {self.match!r}: probs={self.probs!r} is unknown; use one of {PROBS}"
+            )
+        if not isinstance(self.observer_args, Mapping):
+            raise RecipeError(
+                f"attention rule {self.match!r}: observer_args must be a mapping, "
+                f"got {self.observer_args!r:.60}"
+            )
+        object.__setattr__(self, "observer_args", dict(self.observer_args))
+        try:
+            _ = self.spec  # builds (and checks) the observer once, as layer rules do
+        except RecipeError as e:
+            raise type(e)(f"attention rule {self.match!r}: {e}") from None
+
+    @property
+    def kind(self) -> Literal["exact", "regex", "type"]:
+        if self.match.startswith("re:"):
+            return "regex"
+        if self.match.startswith("type:"):
+            return "type"
+        return "exact"
+
+    @property
+    def pattern(self) -> str:
+        return self.match.split(":", 1)[1] if self.kind != "exact" else self.match
+
+    @property
+    def spec(self) -> QuantSpec | None:
+        """The q / k / v quantizer: per-tensor, asymmetric unsigned (None: float)."""
+        from .schema import activation_spec  # schema imports this module
+
+        if self.bits is None:
+            return None
+        return activation_spec(
+            bits=self.bits, observer=self.observer, observer_args=dict(self.observer_args), symmetric=False
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"match": self.match, "bits": self.bits}
+        if self.bits is not None:
+            d.update(observer=self.observer, observer_args=dict(self.observer_args), probs=self.probs)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> AttentionRule:
+        if not isinstance(d, Mapping):
+            raise RecipeError(f"{where}: an attention rule must be a mapping with 'match', got {d!r:.60}")
+        unknown = sorted(set(d) - ATTENTION_KEYS)
+        if unknown:
+            raise RecipeError(
+                f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(ATTENTION_KEYS)} (q, k, v and "
+                "the probabilities are always per-tensor unsigned: the exact U8U8 kernels)"
+            )
+        if not d.get("match"):
+            raise RecipeError(f"{where}: rule has no 'match' (exact name, 're:<regex>' or 'type:<Class>')")
+        bits = d.get("bits", 8)
+        if bits is False or bits == "float":
+            bits = None
+        try:
+            return cls(
+                match=str(d["match"]),
+                bits=bits,
+                observer=str(d.get("observer", "minmax")),
+                observer_args=d.get("observer_args") or {},
+                probs=d.get("probs", "fixed"),
+            )
+        except RecipeError as e:
+            raise type(e)(f"{where}: {e}") from None
+
+
+def attention_rules_from(data: Any, source: str) -> tuple[AttentionRule, ...]:
+    """The ``attention:`` section (a list of rules, or absent/null) as rules; exact names once each."""
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise RecipeError(
+            f"{source}: 'attention' must be a list of rules, got {data!r:.60}. Fix: e.g. "
+            "'attention: [{match: type:MultiScaleAttention, bits: 8}]'"
+        )
+    return tuple(AttentionRule.from_dict(r, f"{source} attention[{i}]") for i, r in enumerate(data))
+
+
+def check_unique(rules: tuple[AttentionRule, ...], recipe: str) -> None:
+    """Refuse two exact attention rules for one module (the second would silently win)."""
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.kind == "exact" and rule.match in seen:
+            raise RecipeError(
+                f"recipe {recipe!r} has two exact attention rules for {rule.match!r}; the second would "
+                "silently win. Fix: keep one rule per module name."
+            )
+        seen.add(rule.match)
