@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import RecipeError
 from ..numerics import check_bits
+from .selector import Selects
 
 if TYPE_CHECKING:
     from .schema import QuantSpec
@@ -35,7 +36,7 @@ ATTENTION_KEYS = {"match", "bits", "observer", "observer_args", "probs"}
 
 
 @dataclass(frozen=True)
-class AttentionRule:
+class AttentionRule(Selects):
     """Selects attention modules (``match``, the layer-rule syntax) and says how their MatMul inputs are
     quantized. ``bits`` None keeps the selected modules' attention float (an explicit exclusion)."""
 
@@ -70,18 +71,6 @@ class AttentionRule:
             _ = self.spec  # builds (and checks) the observer once, as layer rules do
         except RecipeError as e:
             raise type(e)(f"attention rule {self.match!r}: {e}") from None
-
-    @property
-    def kind(self) -> Literal["exact", "regex", "type"]:
-        if self.match.startswith("re:"):
-            return "regex"
-        if self.match.startswith("type:"):
-            return "type"
-        return "exact"
-
-    @property
-    def pattern(self) -> str:
-        return self.match.split(":", 1)[1] if self.kind != "exact" else self.match
 
     @property
     def spec(self) -> QuantSpec | None:

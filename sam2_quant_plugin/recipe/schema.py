@@ -14,6 +14,7 @@ from ..errors import RecipeError
 from ..numerics import MAX_BITS, MIN_BITS, check_bits, check_group_size
 from .attention import AttentionRule, attention_rules_from, check_unique
 from .observer_check import check_observer
+from .selector import Selects
 
 SCHEMA_VERSION = 1
 Granularity = Literal["per_channel", "per_tensor", "per_group"]
@@ -114,7 +115,7 @@ def activation_spec(**kw: Any) -> QuantSpec:
 
 
 @dataclass(frozen=True)
-class LayerRule:
+class LayerRule(Selects):
     """One rule: a selector and what to do with the layers it selects.
 
     ``match`` is an exact module name, ``re:<regex>`` (full match on the module name), or
@@ -134,18 +135,6 @@ class LayerRule:
             )
         if self.activation is not None and self.activation.rounding != "nearest":
             raise RecipeError(f"rule {self.match!r}: rounding: gptq is for weights only")
-
-    @property
-    def kind(self) -> Literal["exact", "regex", "type"]:
-        if self.match.startswith("re:"):
-            return "regex"
-        if self.match.startswith("type:"):
-            return "type"
-        return "exact"
-
-    @property
-    def pattern(self) -> str:
-        return self.match.split(":", 1)[1] if self.kind != "exact" else self.match
 
 
 @dataclass(frozen=True)
