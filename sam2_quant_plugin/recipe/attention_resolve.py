@@ -15,15 +15,14 @@ module is an error naming the rule, never a silent no-op.
 from __future__ import annotations
 
 import inspect
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from torch import nn
 
 from ..errors import RecipeError
-from .attention import AttentionRule
 from .schema import QuantSpec, Recipe
+from .selector import RuleSet
 
 SDPA = "scaled_dot_product_attention"
 
@@ -64,10 +63,6 @@ def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if n and _calls_sdpa(type(m))}
 
 
-def _under(name: str, prefixes: tuple[str, ...]) -> bool:
-    return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
-
-
 def resolve_attention(model: nn.Module, recipe: Recipe) -> dict[str, AttentionPlan]:
     """Per-module plan for every attention module a rule selects (float exclusions included).
 
@@ -77,17 +72,9 @@ def resolve_attention(model: nn.Module, recipe: Recipe) -> dict[str, AttentionPl
         return {}
     mods = attention_modules(model)
     names = dict(model.named_modules())
-    problems: list[str] = []
-    exact = {r.match: r for r in recipe.attention if r.kind == "exact"}
-    compiled: list[tuple[AttentionRule, re.Pattern[str]]] = []
-    for r in recipe.attention:
-        if r.kind == "regex":
-            try:
-                compiled.append((r, re.compile(r.pattern)))
-            except re.error as e:
-                problems.append(f"{r.match!r}: invalid regex ({e})")
-    types = [r for r in recipe.attention if r.kind == "type"]
-    for name in exact:
+    rules = RuleSet(recipe.attention, recipe.targets)
+    problems = list(rules.problems)
+    for name in rules.exact:
         if name not in names:
             problems.append(f"{name!r}: no module has that name")
         elif name not in mods:
@@ -95,30 +82,22 @@ def resolve_attention(model: nn.Module, recipe: Recipe) -> dict[str, AttentionPl
                 f"{name!r}: it is a {type(names[name]).__name__}, whose forward does not call "
                 f"torch.nn.functional.{SDPA}"
             )
-    used: set[str] = set()
     plans: dict[str, AttentionPlan] = {}
     for name, mod in mods.items():
         tname = type(mod).__name__
-        rule: AttentionRule | None = exact.get(name)
-        if rule is None:
-            rule = next((r for r, rx in compiled if rx.fullmatch(name)), None)
-        if rule is None and _under(name, recipe.targets):
-            rule = next((r for r in types if r.pattern == tname), None)
+        rule = rules.select(name, tname)
         if rule is None:
             continue
-        used.add(rule.match)
         matched_by = "exact" if rule.kind == "exact" else rule.match
         plans[name] = AttentionPlan(name, tname, rule.spec, rule.probs, matched_by)
-    for rule, rx in compiled:
-        if not any(rx.fullmatch(n) for n in mods):
-            problems.append(f"{rule.match!r}: the regex matches no attention module")
-        elif rule.match not in used:
-            problems.append(
-                f"{rule.match!r}: selects no attention module (every one it matches is claimed by an "
-                "exact-name rule or an earlier regex)"
-            )
-    for rule in types:
-        if rule.match not in used:
+    problems += rules.regex_problems(
+        mods,
+        matches_none="the regex matches no attention module",
+        all_claimed="selects no attention module (every one it matches is claimed by an exact-name rule or "
+        "an earlier regex)",
+    )
+    for rule in rules.types:
+        if rule.match not in rules.used:
             problems.append(
                 f"{rule.match!r}: selects no attention module (no {rule.pattern} calling {SDPA} under "
                 f"targets {list(recipe.targets)} that a higher-precedence rule has not claimed)"

@@ -12,14 +12,14 @@ A rule that selects no quantizable layer is an error naming the rule, never a si
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from torch import nn
 
 from ..errors import RecipeError
 from .opaque import opaque_layers, refusal
-from .schema import LayerRule, QuantSpec, Recipe
+from .schema import QuantSpec, Recipe
+from .selector import RuleSet, under
 
 #: Layer types a recipe can quantize (torch.ao QAT swaps exactly these).
 QUANTIZABLE_TYPES: dict[str, type[nn.Linear] | type[nn.Conv2d]] = {"Linear": nn.Linear, "Conv2d": nn.Conv2d}
@@ -64,10 +64,6 @@ def type_name(m: nn.Module) -> str:
     return type(m).__name__
 
 
-def _under(name: str, prefixes: tuple[str, ...]) -> bool:
-    return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
-
-
 def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
     """Per-layer plan for every quantizable layer that a rule or the default reaches.
 
@@ -77,39 +73,26 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
     """
     layers = quantizable_layers(model)
     all_names = {n for n, _ in model.named_modules()}
-    by_kind: dict[str, list[LayerRule]] = {"exact": [], "regex": [], "type": []}
-    for rule in recipe.rules:
-        by_kind[rule.kind].append(rule)
+    types = [r for r in recipe.rules if r.kind == "type"]
 
     problems: list[str] = []
-    for rule in by_kind["type"]:
+    for rule in types:
         if rule.pattern not in QUANTIZABLE_TYPES:
             problems.append(f"{rule.match!r}: unknown type; supported types are {sorted(QUANTIZABLE_TYPES)}")
-    for rule in by_kind["exact"]:
-        if rule.match not in layers:
+    for rule in recipe.rules:
+        if rule.kind == "exact" and rule.match not in layers:
             hint = "it is not a Linear/Conv2d layer" if rule.match in all_names else "no module has that name"
             problems.append(f"{rule.match!r}: {hint}")
-    compiled: list[tuple[LayerRule, re.Pattern[str]]] = []
-    for rule in by_kind["regex"]:
-        try:
-            compiled.append((rule, re.compile(rule.pattern)))
-        except re.error as e:
-            problems.append(f"{rule.match!r}: invalid regex ({e})")
-    used: set[str] = set()
+    rules = RuleSet(recipe.rules, recipe.targets)
+    problems += rules.problems
     plans: dict[str, LayerPlan] = {}
-    exact = {r.match: r for r in by_kind["exact"]}
     for name, mod in layers.items():
         tname = type_name(mod)
-        found = exact.get(name)
-        if found is None:
-            found = next((r for r, rx in compiled if rx.fullmatch(name)), None)
-        if found is None and _under(name, recipe.targets):
-            found = next((r for r in by_kind["type"] if r.pattern == tname), None)
+        found = rules.select(name, tname)
         if found is not None:
             rule = found
-            used.add(rule.match)
             matched_by = rule.match if rule.kind != "exact" else "exact"
-        elif recipe.default is not None and _under(name, recipe.targets):
+        elif recipe.default is not None and under(name, recipe.targets):
             rule, matched_by = recipe.default, "default"
         else:
             continue
@@ -131,16 +114,14 @@ def resolve(model: nn.Module, recipe: Recipe) -> dict[str, LayerPlan]:
             name, tname, rule.weight, rule.activation, matched_by, params, int(mod.weight.numel())
         )
 
-    for rule, rx in compiled:
-        if not any(rx.fullmatch(n) for n in layers):
-            problems.append(f"{rule.match!r}: the regex matches no Linear/Conv2d layer")
-        elif rule.match not in used:
-            problems.append(
-                f"{rule.match!r}: selects no layer (every layer it matches is claimed by an exact-name rule "
-                "or an earlier regex; the first matching regex wins)"
-            )
-    for rule in by_kind["type"]:
-        if rule.pattern in QUANTIZABLE_TYPES and rule.match not in used:
+    problems += rules.regex_problems(
+        layers,
+        matches_none="the regex matches no Linear/Conv2d layer",
+        all_claimed="selects no layer (every layer it matches is claimed by an exact-name rule or an earlier "
+        "regex; the first matching regex wins)",
+    )
+    for rule in types:
+        if rule.pattern in QUANTIZABLE_TYPES and rule.match not in rules.used:
             problems.append(
                 f"{rule.match!r}: selects no layer (no {rule.pattern} under targets {list(recipe.targets)} "
                 "that a higher-precedence rule has not claimed)"
