@@ -108,11 +108,9 @@ def distill_loss(
                 layer = layer + w * v.detach()
         per_layer[name] = float(layer)
     add("embed", _embed_loss(t_out, s_out), weights.embed)
-    for key in [
-        k for k in t_out if k == "output" or k.startswith("output:")
-    ]:  # whole-model or module outputs
-        t, s = t_out[key], s_out.get(key)
-        if isinstance(t, Tensor) and isinstance(s, Tensor):
+    for key, t in t_out.items():  # "output": the whole model's; "output:<module>": a module's
+        s = s_out.get(key)
+        if (key == "output" or key.startswith("output:")) and isinstance(t, Tensor) and isinstance(s, Tensor):
             add("output", _normalised_mse(t, s), weights.output)
     if "low_res_masks" in t_out and "low_res_masks" in s_out:
         add(

@@ -106,6 +106,22 @@ def bundled_images() -> list[Path]:
     return _asset_files("images")
 
 
+def video_frames(video_dir: str | Path) -> list[Path]:
+    """The JPEG frames of a clip folder in frame order; a named :class:`DataError` when SAM 2's video
+    reader would not take it (missing folder, no ``*.jpg``, names that are not frame numbers)."""
+    folder = Path(video_dir)
+    fix = "Fix: pass a folder of JPEG frames named by frame number (00000.jpg, 00001.jpg, ...)."
+    if not folder.is_dir():
+        raise DataError(f"video folder not found: {folder}. {fix}")
+    frames = [p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
+    if not frames:
+        raise DataError(f"video folder {folder} holds no .jpg/.jpeg frame. {fix}")
+    odd = [p.name for p in frames if not p.stem.isdigit()]
+    if odd:
+        raise DataError(f"video folder {folder}: {odd[:3]} are not frame numbers. {fix}")
+    return sorted(frames, key=lambda p: int(p.stem))
+
+
 def bundled_video_frames() -> list[Path]:
     """The 8 bundled frames of SAM 2's "bedroom" clip (``assets/video/bedroom``), in frame order."""
     return _asset_files("video", "bedroom")

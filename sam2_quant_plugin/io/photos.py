@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BundleError
+from .images import video_frames
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,7 @@ def reference_photos(
 
 def describe_video(folder: str | Path) -> dict[str, Any]:
     """The manifest's record of a calibration clip: its folder and every frame (name + SHA-256, in order)."""
-    frames = sorted(
-        (p for p in Path(folder).iterdir() if p.suffix.lower() in (".jpg", ".jpeg")),
-        key=lambda p: (len(p.stem), p.stem),
-    )
+    frames = video_frames(folder)
     return {
         "folder": str(Path(folder).resolve()),
         "frames": [{"name": p.name, "sha256": sha256(p)} for p in frames],

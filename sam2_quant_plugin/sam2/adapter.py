@@ -56,11 +56,11 @@ class SAM2Adapter:
 
     def forward_loop(self, images: Any, *, plans: Sequence[str], **kw: Any) -> ForwardLoop:
         from .calibration import default_forward_loop, needs_decoder
-        from .video import VIDEO_ROOTS, video_forward_loop
+        from .video import runs_video, video_forward_loop
 
         clip = kw.pop("video", None)  # a frame folder: the video path over the user's clip
         photos = default_forward_loop(images, decode_prompts=needs_decoder(plans), **kw)
-        if clip is None and not any(n.startswith(VIDEO_ROOTS) for n in plans):
+        if clip is None and not runs_video(plans):
             return photos
         video = video_forward_loop(clip)  # memory layers only run on the video path (default: bundled clip)
 
@@ -126,8 +126,8 @@ class SAM2Adapter:
         targets also the teacher's recorded calls on the clip (``video``, default the bundled clip), with
         ``2 + seed % 2`` points per side so training (seed) and validation (seed + 1) see other objects."""
         from .batches import make_batches
-        from .memory_batches import needs_memory_batches, record_memory_batches, unreplayed_roots
-        from .video import VIDEO_ROOTS, default_video_dir
+        from .memory_batches import record_memory_batches, unreplayed_roots
+        from .video import default_video_dir, runs_video
 
         roots = tuple(kw.pop("target_roots", None) or self.default_targets())
         video, n_frames, teacher = (
@@ -136,9 +136,9 @@ class SAM2Adapter:
             kw.pop("teacher", None),
         )
         out: list[Any] = []
-        if not all(r.startswith(VIDEO_ROOTS) for r in roots):
+        if not all(runs_video((r,)) for r in roots):
             out += make_batches(list(paths), image_size or 1024, seed=seed, **kw)
-        if needs_memory_batches(roots):
+        if runs_video(roots):
             bad = unreplayed_roots(roots)
             if bad:
                 raise ModelConfigError(

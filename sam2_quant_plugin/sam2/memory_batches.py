@@ -11,6 +11,7 @@ recorded inputs, as block-reconstruction PTQ does).
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,6 @@ from .video import (
     first_frames,
     propagate,
     sharing_video_predictor,
-    video_frames,
 )
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,6 @@ def _move(x: Any, device: torch.device | str | None) -> Any:
     return x
 
 
-def needs_memory_batches(target_roots: Sequence[str]) -> bool:
-    """Whether CDPQ targets a module only the video path runs."""
-    return any(r.startswith(VIDEO_ROOTS) for r in target_roots)
-
-
 def unreplayed_roots(target_roots: Sequence[str]) -> list[str]:
     """Targets under the video roots that no recorded call replays (object-pointer, mask-downsample)."""
     return [r for r in target_roots if r.startswith(VIDEO_ROOTS) and not r.startswith(REPLAYED)]
@@ -78,8 +73,6 @@ def record_memory_batches(
 ) -> list[MemoryBatch]:
     """Every memory-attention and memory-encoder call of ``teacher`` propagating ``n_per_side``^2 point
     prompts (frame 0) over ``video_dir`` (first ``max_frames`` frames), in call order, on the CPU."""
-    video_frames(video_dir)  # a bad folder is a named error before any model work
-    folder = first_frames(video_dir, max_frames)
     calls: list[MemoryBatch] = []
     hooks = [
         teacher.get_submodule(name).register_forward_pre_hook(
@@ -89,15 +82,13 @@ def record_memory_batches(
         for name in REPLAYED
     ]
     try:
-        points, _ = first_frame_points(folder, n_per_side)
-        propagate(sharing_video_predictor(teacher), folder, points)
+        with tempfile.TemporaryDirectory(prefix="sam2_quant_clip_") as tmp:
+            folder = first_frames(video_dir, max_frames, Path(tmp))  # checks the folder, before model work
+            points, _ = first_frame_points(folder, n_per_side)
+            propagate(sharing_video_predictor(teacher), folder, points)
     finally:
         for h in hooks:
             h.remove()
-        if folder != Path(video_dir):
-            for link in folder.iterdir():
-                link.unlink()
-            folder.rmdir()
     batches = [MemoryBatch(c.module, _move(c.args, "cpu"), _move(c.kwargs, "cpu")) for c in calls]
     counts = {m: sum(b.module == m for b in batches) for m in REPLAYED}
     log.info("memory path: recorded %s calls over %s (%d objects)", counts, video_dir, len(points))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..device import model_device
-from ..errors import DataError
 from ..io.images import bundled_video_frames
+from ..io.images import video_frames as video_frames
 from ..models.info import model_info
 from .build import build_sam2_model
 from .forward import model_image_size
@@ -25,20 +25,9 @@ log = logging.getLogger(__name__)
 VIDEO_ROOTS = ("memory_attention", "memory_encoder", "obj_ptr_proj", "obj_ptr_tpos_proj", "mask_downsample")
 
 
-def video_frames(video_dir: str | Path) -> list[Path]:
-    """The JPEG frames of a clip folder in frame order; a named :class:`DataError` when SAM 2's video
-    reader would not take it (missing folder, no ``*.jpg``, names that are not frame numbers)."""
-    folder = Path(video_dir)
-    fix = "Fix: pass a folder of JPEG frames named by frame number (00000.jpg, 00001.jpg, ...)."
-    if not folder.is_dir():
-        raise DataError(f"video folder not found: {folder}. {fix}")
-    frames = [p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
-    if not frames:
-        raise DataError(f"video folder {folder} holds no .jpg/.jpeg frame. {fix}")
-    odd = [p.name for p in frames if not p.stem.isdigit()]
-    if odd:
-        raise DataError(f"video folder {folder}: {odd[:3]} are not frame numbers. {fix}")
-    return sorted(frames, key=lambda p: int(p.stem))
+def runs_video(names: Iterable[str]) -> bool:
+    """Whether any of these module names (layer plans, CDPQ targets) lies on the path only video runs."""
+    return any(n.startswith(VIDEO_ROOTS) for n in names)
 
 
 def first_frames(video_dir: str | Path, max_frames: int | None, work_dir: Path | None = None) -> Path:

@@ -20,11 +20,10 @@ from sam2_quant_plugin.models.registry import get_adapter
 from sam2_quant_plugin.sam2.memory_batches import (
     MemoryBatch,
     memory_task,
-    needs_memory_batches,
     record_memory_batches,
     unreplayed_roots,
 )
-from sam2_quant_plugin.sam2.video import default_video_dir, video_frames
+from sam2_quant_plugin.sam2.video import default_video_dir, runs_video, video_frames
 
 
 def _clip(folder: Path, n: int) -> Path:
@@ -35,8 +34,8 @@ def _clip(folder: Path, n: int) -> Path:
 
 
 def test_which_targets_need_recorded_memory_calls() -> None:
-    assert needs_memory_batches(("image_encoder", "memory_attention.layers.0"))
-    assert not needs_memory_batches(("image_encoder", "sam_mask_decoder"))
+    assert runs_video(("image_encoder", "memory_attention.layers.0"))
+    assert not runs_video(("image_encoder", "sam_mask_decoder"))
     assert unreplayed_roots(("memory_encoder", "obj_ptr_proj")) == ["obj_ptr_proj"]
 
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from ...api import freeze, prepare_qat, quant_state, quantizers, weight_bits_summary
 from ...calibrate import calibrate
 from ...recipe import LayerRule, Recipe, activation_spec, load_recipe, weight_spec
+from ...sam2.video import runs_video
 from .base import BuildContext, BuiltStudent, BundleSpec, Method, float_param_bytes
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,8 @@ class RecipeMethod(Method):
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
         recipe = self.recipe if isinstance(self.recipe, Recipe) else load_recipe(self.recipe)
         model = prepare_qat(ctx.teacher, recipe)
-        video = ctx.calib_video if _runs_video(model) else None  # the clip only calibrates memory layers
+        # the clip calibrates memory layers: a recipe without them keeps the photos-only calibration
+        video = ctx.calib_video if runs_video(quant_state(model).plans) else None
         calibrate(model, list(ctx.calib_images), image_size=ctx.image_size, progress=False, video=video)
         frozen = freeze(model)
         bits = weight_bits_summary(frozen)
@@ -77,12 +79,6 @@ class RecipeMethod(Method):
             runtime="torch",
             notes=f"recipe {recipe.name}",
         )
-
-
-def _runs_video(model: nn.Module) -> bool:
-    from ...sam2.video import VIDEO_ROOTS
-
-    return any(n.startswith(VIDEO_ROOTS) for n in quant_state(model).plans)
 
 
 class FloatMethod(Method):
