@@ -126,15 +126,3 @@ def attention_rules_from(data: Any, source: str) -> tuple[AttentionRule, ...]:
             "'attention: [{match: type:MultiScaleAttention, bits: 8}]'"
         )
     return tuple(AttentionRule.from_dict(r, f"{source} attention[{i}]") for i, r in enumerate(data))
-
-
-def check_unique(rules: tuple[AttentionRule, ...], recipe: str) -> None:
-    """Refuse two exact attention rules for one module (the second would silently win)."""
-    seen: set[str] = set()
-    for rule in rules:
-        if rule.kind == "exact" and rule.match in seen:
-            raise RecipeError(
-                f"recipe {recipe!r} has two exact attention rules for {rule.match!r}; the second would "
-                "silently win. Fix: keep one rule per module name."
-            )
-        seen.add(rule.match)

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from ..errors import RecipeError
 from ..numerics import MAX_BITS, MIN_BITS, check_bits, check_group_size
-from .attention import AttentionRule, attention_rules_from, check_unique
+from .attention import AttentionRule, attention_rules_from
 from .observer_check import check_observer
-from .selector import Selects
+from .selector import Selects, duplicate_exact
 
 SCHEMA_VERSION = 1
 Granularity = Literal["per_channel", "per_tensor", "per_group"]
@@ -165,16 +165,19 @@ class Recipe:
             )
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "targets", tuple(self.targets))
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.kind == "exact" and rule.match in seen:
-                raise RecipeError(
-                    f"recipe {self.name!r} has two exact rules for {rule.match!r}; the second would silently "
-                    "win. Fix: keep one rule per layer name (merge their settings)."
-                )
-            seen.add(rule.match)
+        twice = duplicate_exact(self.rules)
+        if twice is not None:
+            raise RecipeError(
+                f"recipe {self.name!r} has two exact rules for {twice!r}; the second would silently "
+                "win. Fix: keep one rule per layer name (merge their settings)."
+            )
         object.__setattr__(self, "attention", tuple(self.attention))
-        check_unique(self.attention, self.name)
+        twice = duplicate_exact(self.attention)
+        if twice is not None:
+            raise RecipeError(
+                f"recipe {self.name!r} has two exact attention rules for {twice!r}; the second would "
+                "silently win. Fix: keep one rule per module name."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -50,6 +50,16 @@ def under(name: str, prefixes: Sequence[str]) -> bool:
 R = TypeVar("R", bound=Selects)
 
 
+def duplicate_exact(rules: Iterable[Selects]) -> str | None:
+    """The first module name that two exact rules select (the second would silently win), else None."""
+    seen: set[str] = set()
+    for rule in rules:
+        if rule.kind == "exact" and rule.match in seen:
+            return rule.match
+        seen.add(rule.match)
+    return None
+
+
 class RuleSet(Generic[R]):
     """Rules split by kind, regexes compiled (an invalid one is listed in :attr:`problems`), and the
     precedence lookup; :attr:`used` collects the ``match`` of every rule that selected a module."""

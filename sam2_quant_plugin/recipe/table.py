@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .attention_resolve import AttentionPlan
 from .resolve import LayerPlan
@@ -12,6 +12,16 @@ def _bits(spec_bits: int | None, learnable: bool, group_size: int | None = None)
     if spec_bits is None:
         return "float"
     return f"{spec_bits}{'~' if learnable else ''}{f' g{group_size}' if group_size else ''}"
+
+
+def _fixed_width(head: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """``head``, a dashed rule and ``rows``, each column left-aligned to its widest cell."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths)).rstrip()
+
+    return [line(head), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
 
 
 def plan_totals(plans: Mapping[str, LayerPlan]) -> dict[str, float]:
@@ -56,14 +66,7 @@ def format_table(plans: Mapping[str, LayerPlan], *, all_layers: Mapping[str, str
     for name, tname in (all_layers or {}).items():
         if name not in plans:
             rows.append((name, tname, "float", "float", "", "(no rule)"))
-    head = ("layer", "type", "W bits", "A bits", "params", "rule")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths)).rstrip()
-
-    out = [line(head), line(tuple("-" * w for w in widths))]
-    out += [line(r) for r in rows]
+    out = _fixed_width(("layer", "type", "W bits", "A bits", "params", "rule"), rows)
     t = plan_totals(plans)
     out.append(
         f"\n{t['layers']} layers quantized; weights: {t['quantized_weight_params']:,} params at "
@@ -95,13 +98,7 @@ def format_attention_table(
             rows.append((name, tname, "float", "float", "(no rule)"))
     if not rows:
         return "attention: no rule (q.k^T and attn.v MatMuls stay float)"
-    head = ("attention module", "type", "q/k/v bits", "probs", "rule")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(f"{c:<{w}}" for c, w in zip(cells, widths)).rstrip()
-
     n = sum(p.quantized for p in plans.values())
-    out = [line(head), line(tuple("-" * w for w in widths)), *(line(r) for r in rows)]
+    out = _fixed_width(("attention module", "type", "q/k/v bits", "probs", "rule"), rows)
     out.append(f"\n{n} attention modules quantized ({2 * n} activation x activation MatMuls, uint8 inputs)")
     return "\n".join(out)
