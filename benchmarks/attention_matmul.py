@@ -20,13 +20,11 @@ import argparse
 import dataclasses
 import json
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
@@ -35,7 +33,7 @@ from sam2_quant_plugin.eval.metrics import cosine
 from sam2_quant_plugin.int8.host import cpu_flags
 from sam2_quant_plugin.io.images import list_images
 from sam2_quant_plugin.io.report import md_table, write_results
-from sam2_quant_plugin.onnx import make_session
+from sam2_quant_plugin.onnx.audit import optimized_op_histogram
 from sam2_quant_plugin.onnx.timing import environment, time_interleaved
 from sam2_quant_plugin.recipe import Recipe, load_recipe
 from sam2_quant_plugin.recipe.attention_resolve import resolve_attention
@@ -51,9 +49,8 @@ INTEGER_MATMULS = ("MatMulIntegerToFloat", "QLinearMatMul", "MatMulInteger")
 
 def fused_ops(path: Path, out: Path) -> dict[str, int]:
     """Integer MatMul node counts in onnxruntime's optimized graph (what the CPU EP runs)."""
-    make_session(path, optimized_model_path=out)
-    ops = Counter(n.op_type for n in onnx.load(str(out)).graph.node)
-    return {k: ops[k] for k in (*INTEGER_MATMULS, "MatMul", "Softmax")}
+    ops = optimized_op_histogram(path, out)
+    return {k: ops.get(k, 0) for k in (*INTEGER_MATMULS, "MatMul", "Softmax")}
 
 
 def torch_cosine(ref: nn.Module, model: nn.Module, images: Sequence[np.ndarray], size: int) -> float:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,7 @@ from sam2_quant_plugin.int8 import host_int8_path
 from sam2_quant_plugin.io.atomic import new_run_dir
 from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.models import model_info
-from sam2_quant_plugin.onnx import make_session
+from sam2_quant_plugin.onnx.audit import optimized_op_histogram
 from sam2_quant_plugin.onnx.timing import environment, time_interleaved
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
 from sam2_quant_plugin.sam2.export import export_image_encoder
@@ -57,8 +56,7 @@ def to_u8u8(src: Path, dst: Path) -> int:
 
 
 def fused_ops(path: Path, tmp: Path) -> dict[str, int]:
-    make_session(path, optimized_model_path=tmp)
-    ops = Counter(n.op_type for n in onnx.load(str(tmp)).graph.node)
+    ops = optimized_op_histogram(path, tmp)
     return {k: v for k, v in ops.items() if k in ("MatMulIntegerToFloat", "MatMul", "Gemm", "QLinearConv")}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import onnx
 
@@ -34,6 +35,15 @@ def _nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
 def op_histogram(model: onnx.ModelProto) -> dict[str, int]:
     """Node count per op type (subgraphs included), sorted by op type."""
     return dict(sorted(Counter(n.op_type for n in _nodes(model.graph)).items()))
+
+
+def optimized_op_histogram(path: str | Path, optimized_path: str | Path) -> dict[str, int]:
+    """:func:`op_histogram` of the graph onnxruntime's CPU EP runs for ``path`` (all optimizations, the
+    fused int8 kernels included), written to ``optimized_path`` on the way."""
+    from .runtime import make_session
+
+    make_session(path, optimized_model_path=optimized_path)
+    return op_histogram(onnx.load(str(optimized_path)))
 
 
 def _folded(hist: dict[str, int]) -> Counter[str]:
