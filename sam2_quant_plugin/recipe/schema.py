@@ -165,19 +165,17 @@ class Recipe:
             )
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "targets", tuple(self.targets))
-        twice = duplicate_exact(self.rules)
-        if twice is not None:
-            raise RecipeError(
-                f"recipe {self.name!r} has two exact rules for {twice!r}; the second would silently "
-                "win. Fix: keep one rule per layer name (merge their settings)."
-            )
         object.__setattr__(self, "attention", tuple(self.attention))
-        twice = duplicate_exact(self.attention)
-        if twice is not None:
-            raise RecipeError(
-                f"recipe {self.name!r} has two exact attention rules for {twice!r}; the second would "
-                "silently win. Fix: keep one rule per module name."
-            )
+        for rules, what, per in (
+            (self.rules, "rules", "layer name (merge their settings)"),
+            (self.attention, "attention rules", "module name"),
+        ):
+            twice = duplicate_exact(rules)
+            if twice is not None:
+                raise RecipeError(
+                    f"recipe {self.name!r} has two exact {what} for {twice!r}; the second would silently "
+                    f"win. Fix: keep one rule per {per}."
+                )
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
