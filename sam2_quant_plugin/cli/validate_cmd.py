@@ -16,6 +16,7 @@ from .checks import check_positive
 
 HELP = "validate an ONNX bundle on onnxruntime: size, latency per EP, parity; report.json + report.md"
 log = logging.getLogger("sam2-quant.validate")
+MIN_VIDEO_J = 0.98
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,6 +34,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     p.add_argument("--min-mask-iou", type=float, default=0.99, help="parity threshold (fused, vs torch)")
     p.add_argument("--min-embed-cosine", type=float, default=0.999, help="parity threshold")
+    p.add_argument(
+        "--video",
+        default=None,
+        help="clip (folder of numbered JPEG frames) where a bundle's memory graphs run in SAM 2's video "
+        "loop against the torch model (default: the bundled clip)",
+    )
+    p.add_argument("--max-frames", type=int, default=8, help="frames of --video the video parity runs")
+    p.add_argument(
+        "--min-video-j",
+        type=float,
+        default=MIN_VIDEO_J,
+        help="parity threshold: per-frame mask IoU of the video loop, memory graphs on onnxruntime vs torch",
+    )
 
 
 def _reference(
@@ -70,13 +84,16 @@ def run(args: argparse.Namespace) -> int:
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
     from ..onnx.timing import environment, time_interleaved
-    from ..sam2.parity import pipeline_parity
+    from ..sam2.export import MEMORY_GRAPHS
+    from ..sam2.parity import pipeline_parity, video_parity
+    from ..sam2.video import default_video_dir, video_frames
 
     d = Path(args.onnx_dir)
     manifest = read_manifest(d)
     size = int(manifest["image_size"])
     check_positive(args.points_per_side, "--points-per-side")
     check_positive(args.repeats, "--repeats")
+    check_positive(args.max_frames, "--max-frames")
     files = bundle_files(d, manifest)  # inside the bundle, regular, complete ONNX files: before opening
     parity_paths = list_images(args.images) if args.images else bundled_images()
     calib = [load_image(p) for p in reference_photos(manifest, args.calib_images, parity_paths)]
@@ -110,9 +127,17 @@ def run(args: argparse.Namespace) -> int:
             points_per_side=args.points_per_side,  # type: ignore[arg-type]
         )
     thresholds = {"mask_iou": args.min_mask_iou, "embed_cosine": args.min_embed_cosine}
-    report["thresholds"] = thresholds
     checked = ["fused"] + (["avx2"] if manifest.get("target_cpu", "any") == "any" else [])
     failures = failed_checks({m: report["parity"][m] for m in checked if m in report["parity"]}, thresholds)
+    if any(g in files for g in MEMORY_GRAPHS):  # the memory graphs as SAM 2's video loop calls them
+        clip = Path(args.video) if args.video else default_video_dir()
+        video_frames(clip)  # a bad folder is a named error
+        report["video_parity"] = video_parity(
+            ref, files, clip, max_frames=args.max_frames, optimization="all", threads=args.threads
+        )
+        thresholds["video_j"] = args.min_video_j
+        failures += failed_checks({"video": report["video_parity"]}, {"video_j": args.min_video_j})
+    report["thresholds"] = thresholds
     failure = "; ".join(failures) or None
     report["passed"] = failure is None
     paths = write_results(_fresh(d / "report.json"), report, _fresh(d / "report.md"), _markdown(report))
@@ -182,5 +207,13 @@ def _markdown(r: dict) -> str:  # type: ignore[type-arg]
             ],
         ),
     ]
+    if "video_parity" in r:
+        v = r["video_parity"]
+        lines += [
+            "",
+            f"Video loop ({v['graphs']} on onnxruntime vs torch, {v['n_objects']} objects, {v['n_frames']} "
+            f"frames, up to {v['max_obj_ptr_tokens']} object-pointer tokens): video J {v['video_j']:.4f}, "
+            f"worst frame {v['worst_frame_iou']:.4f}",
+        ]
     lines += ["", f"**{'PASSED' if r['passed'] else 'FAILED'}** thresholds {r['thresholds']}", ""]
     return "\n".join(lines)

@@ -89,7 +89,12 @@ def memory_attention_spec(image_size: int, n_frames: int = 2) -> GraphSpec:
         lambda m: memory_example(m, image_size, n_frames),
         (MEMORY_INPUTS, MEMORY_OUTPUTS),
         ("memory_attention",),
-        {"memory": {0: "memory_tokens"}, "memory_pos": {0: "memory_tokens"}},
+        {
+            "memory": {0: "memory_tokens"},
+            "memory_pos": {0: "memory_tokens"},
+            "obj_ptrs": {0: "obj_ptr_tokens"},
+            "obj_ptrs_pos": {0: "obj_ptr_tokens"},
+        },
         check=_check_real_rope,
     )
 
@@ -172,8 +177,9 @@ def export_memory_attention(
 ) -> Path:
     """Export memory attention (real-valued RoPE required: ``patch_real_rope(model)`` first).
 
-    ``current [HW, 1, C]``, ``current_pos``, ``memory [M, 1, Cm]``, ``memory_pos`` -> ``conditioned``;
-    ``M`` (memory tokens) is dynamic in multiples of ``HW``.
+    ``current [HW, 1, C]``, ``current_pos``, ``memory [M, 1, Cm]``, ``memory_pos``, ``obj_ptrs [P, 1, Cm]``,
+    ``obj_ptrs_pos`` -> ``conditioned``; ``M`` (spatial memory tokens) is dynamic in multiples of ``HW``,
+    ``P`` (object-pointer tokens, not rotated) is dynamic from 0 up.
     """
     return export_graph(model, path, memory_attention_spec(image_size, n_frames), **options)
 

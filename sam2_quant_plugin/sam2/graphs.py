@@ -8,8 +8,10 @@
   points label -1, as SAM's prompt encoder defines.
 * :class:`BackboneGraph`: ``image [1, 3, S, S] -> backbone_fpn_0..k``, the image encoder's raw FPN levels
   (what SAM 2's video predictor consumes; the positional encodings depend on shapes only).
-* :class:`MemoryAttentionGraph`: ``current [HW, 1, C], current_pos, memory [M, 1, Cm], memory_pos ->
-  conditioned [HW, 1, C]`` (needs real-valued RoPE: :func:`sam2_quant_plugin.sam2.rope.patch_real_rope`).
+* :class:`MemoryAttentionGraph`: ``current [HW, 1, C], current_pos, memory [M, 1, Cm], memory_pos,
+  obj_ptrs [P, 1, Cm], obj_ptrs_pos -> conditioned [HW, 1, C]``: the spatial memories of ``M / HW``
+  frames and ``P`` object-pointer tokens (``P`` may be 0), as SAM 2.1's video loop builds them (needs
+  real-valued RoPE: :func:`sam2_quant_plugin.sam2.rope.patch_real_rope`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ ENCODER_INPUTS = ("image",)
 ENCODER_OUTPUTS = ("image_embed", "high_res_feats_0", "high_res_feats_1")
 DECODER_INPUTS = ("image_embed", "high_res_feats_0", "high_res_feats_1", "point_coords", "point_labels")
 DECODER_OUTPUTS = ("low_res_masks", "iou_predictions")
-MEMORY_INPUTS = ("current", "current_pos", "memory", "memory_pos")
+MEMORY_INPUTS = ("current", "current_pos", "memory", "memory_pos", "obj_ptrs", "obj_ptrs_pos")
 MEMORY_OUTPUTS = ("conditioned",)
 MEMORY_ENCODER_INPUTS = ("pix_feat", "mask_for_mem")
 MEMORY_ENCODER_OUTPUTS = ("maskmem_features", "maskmem_pos_enc")
@@ -64,18 +66,33 @@ class DecoderGraph(nn.Module):
 
 
 class MemoryAttentionGraph(nn.Module):
-    def __init__(self, model: nn.Module, num_obj_ptr_tokens: int = 0) -> None:
+    """Memory attention with the object-pointer tokens as their own inputs.
+
+    SAM 2 concatenates ``P`` pointer tokens after the spatial memories and rotates (RoPE) only the spatial
+    ones; the graph does the same with ``P`` read from ``obj_ptrs``' shape, so one file serves every
+    frame of a video (any number of memory frames, any number of pointers, none included). Trace it with
+    ``P > 0``: the tracer keeps the branch that splits off the pointer tokens, which is also exact at 0.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        self.num_obj_ptr_tokens = num_obj_ptr_tokens
 
-    def forward(self, current: Tensor, current_pos: Tensor, memory: Tensor, memory_pos: Tensor) -> Tensor:
+    def forward(
+        self,
+        current: Tensor,
+        current_pos: Tensor,
+        memory: Tensor,
+        memory_pos: Tensor,
+        obj_ptrs: Tensor,
+        obj_ptrs_pos: Tensor,
+    ) -> Tensor:
         return self.model.memory_attention(
             curr=[current],
             curr_pos=[current_pos],
-            memory=memory,
-            memory_pos=memory_pos,
-            num_obj_ptr_tokens=self.num_obj_ptr_tokens,
+            memory=torch.cat([memory, obj_ptrs], dim=0),
+            memory_pos=torch.cat([memory_pos, obj_ptrs_pos], dim=0),
+            num_obj_ptr_tokens=obj_ptrs.shape[0],
         )
 
 
@@ -118,7 +135,11 @@ def decoder_example(model: nn.Module, image_size: int, n_points: int = 2) -> tup
     )
 
 
-def memory_example(model: nn.Module, image_size: int, n_frames: int = 2) -> tuple[Tensor, ...]:
+def memory_example(
+    model: nn.Module, image_size: int, n_frames: int = 2, n_ptr_tokens: int = 8
+) -> tuple[Tensor, ...]:
+    """Random :data:`MEMORY_INPUTS`: ``n_frames`` spatial memories and ``n_ptr_tokens`` pointer tokens
+    (SAM 2.1 tiny splits each 256-d object pointer into 4 tokens of its 64-d memory width)."""
     c = model.memory_attention.d_model
     cm = model.mem_dim
     hw = (image_size // 16) ** 2
@@ -127,4 +148,6 @@ def memory_example(model: nn.Module, image_size: int, n_frames: int = 2) -> tupl
         torch.randn(hw, 1, c),
         torch.randn(n_frames * hw, 1, cm),
         torch.randn(n_frames * hw, 1, cm),
+        torch.randn(n_ptr_tokens, 1, cm),
+        torch.randn(n_ptr_tokens, 1, cm),
     )

@@ -1,9 +1,11 @@
-"""onnxruntime vs PyTorch on real photos: feature cosine, max abs diff and mask IoU of decoded point grids."""
+"""onnxruntime vs PyTorch: on real photos, feature cosine, max abs diff and mask IoU of decoded point grids
+(:func:`pipeline_parity`); on a clip, the memory graphs inside SAM 2's video loop (:func:`video_parity`)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -88,4 +90,56 @@ def pipeline_parity(
         result["mask_logit_cosine"] = cosine(a, b)
         result["mask_logit_max_abs"] = max_abs_diff(a, b)
     log.info("parity (%s, %s): %s", result["provider"], optimization, fmt_result(result))
+    return result
+
+
+def video_parity(
+    model: nn.Module,
+    files: Mapping[str, Path],
+    video_dir: str | Path,
+    *,
+    max_frames: int = 8,
+    n_per_side: int = 2,
+    provider: str = "cpu",
+    optimization: str = "all",
+    threads: int | None = None,
+) -> dict[str, float | int | str]:
+    """SAM 2's video loop with a bundle's memory graphs in onnxruntime vs the same loop in torch.
+
+    Both loops run ``model``'s own modules (fake-quant included) in SAM 2's video predictor; the
+    onnxruntime one swaps memory attention and/or the memory encoder (whichever ``files`` holds) for
+    drop-ins running those files (:mod:`.ort_modules`), so the check covers the graphs as the video loop
+    calls them: object-pointer tokens, growing memory. ``n_per_side``^2 objects are prompted on frame 0 of
+    the first ``max_frames`` frames. ``video_j``: mean per-frame mask IoU after the prompt frame.
+    """
+    from .ort_modules import OrtMemoryAttention, OrtMemoryEncoder
+    from .video import first_frame_points, first_frames, propagate, sharing_video_predictor
+
+    drop_ins = {"memory_attention": OrtMemoryAttention, "memory_encoder": OrtMemoryEncoder}
+    graphs = [g for g in drop_ins if g in files]
+    if not graphs:
+        raise ValueError(f"no memory graph among {sorted(files)}: nothing runs in the video loop")
+    model = model.eval()
+    with tempfile.TemporaryDirectory(prefix="sam2_quant_video_parity_") as tmp:
+        clip = first_frames(video_dir, max_frames, Path(tmp))
+        points, _ = first_frame_points(clip, n_per_side)
+        ref = propagate(sharing_video_predictor(model), clip, points)
+        vp = sharing_video_predictor(model)
+        for g in graphs:
+            sess = make_session(files[g], provider, threads, optimization=optimization)
+            setattr(vp, g, drop_ins[g](sess))
+        got = propagate(vp, clip, points)
+    per_frame = [mask_iou(a, b) for a, b in zip(got, ref)]
+    later = [r.mean_iou for r in per_frame[1:] if not np.isnan(r.mean_iou)]
+    result: dict[str, float | int | str] = {
+        "graphs": "+".join(graphs),
+        "optimization": optimization,
+        "video_j": float(np.mean(later)) if later else float("nan"),
+        "worst_frame_iou": float(np.min(later)) if later else float("nan"),
+        "n_frames": len(ref),
+        "n_objects": len(points),
+        "memory_attention_calls": getattr(vp.memory_attention, "calls", 0),
+        "max_obj_ptr_tokens": getattr(vp.memory_attention, "max_obj_ptr_tokens", 0),
+    }
+    log.info("video parity (%s): %s", optimization, fmt_result(result))
     return result

@@ -12,11 +12,11 @@ import torch
 from sam2_quant_plugin.api import freeze, prepare_qat
 from sam2_quant_plugin.calibrate import calibrate
 from sam2_quant_plugin.eval.baselines.base import BuildContext
-from sam2_quant_plugin.eval.baselines.onnx_encoder import OrtImageEncoder
 from sam2_quant_plugin.eval.baselines.recipe_onnx import RecipeOnnxMethod
 from sam2_quant_plugin.eval.pipeline import run_eval
 from sam2_quant_plugin.eval.report import COLUMNS, table_rows
 from sam2_quant_plugin.eval.video import build_video_reference, default_video_dir, score_video
+from sam2_quant_plugin.sam2.ort_modules import OrtImageEncoder
 
 pytestmark = pytest.mark.slow
 

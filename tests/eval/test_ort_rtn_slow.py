@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from sam2_quant_plugin.eval.baselines.base import BuildContext
-from sam2_quant_plugin.eval.baselines.onnx_encoder import OrtImageEncoder
 from sam2_quant_plugin.eval.baselines.registry import make_methods
 from sam2_quant_plugin.eval.metrics import cosine
 from sam2_quant_plugin.sam2 import encode
+from sam2_quant_plugin.sam2.ort_modules import OrtImageEncoder
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnx]
 

@@ -94,4 +94,4 @@ def test_bench_and_eval_share_one_registry() -> None:
 def test_default_eval_rows_are_unchanged_by_bench_methods() -> None:
     assert "float-fp16" not in DEFAULT_METHODS
     assert DEFAULT_METHODS[-1] == "learnable"
-    assert len(DEFAULT_METHODS) == 26
+    assert len(DEFAULT_METHODS) == 27

@@ -77,7 +77,15 @@ def test_export_command_adds_the_memory_graphs(tmp_path) -> None:  # type: ignor
     for key in ("memory_attention", "memory_encoder"):
         sess = make_session(out / manifest["files"][key])
         assert sess.get_inputs(), key
-    assert main(["validate", "--onnx-dir", str(out), "--repeats", "1", "--points-per-side", "2"]) == 0
+    validate = ["validate", "--onnx-dir", str(out), "--repeats", "1", "--points-per-side", "2"]
+    assert main([*validate, "--max-frames", "4"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    video = report["video_parity"]  # the memory graphs ran inside SAM 2's video loop, pointers included
+    assert video["graphs"] == "memory_attention+memory_encoder"
+    assert video["n_frames"] == 4
+    assert video["max_obj_ptr_tokens"] > 0
+    assert video["video_j"] > 0.99, video  # float files vs the float model
+    assert main([*validate, "--max-frames", "3", "--min-video-j", "1.01"]) == 1  # the threshold is applied
 
 
 def test_memory_path_recipe_calibrates_on_video_and_its_graphs_export(tiny_sam2, tmp_path) -> None:  # type: ignore[no-untyped-def]

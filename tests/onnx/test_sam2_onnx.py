@@ -90,15 +90,21 @@ def test_w8a8_ranges_fusion_and_parity(w8a8, photos, tmp_path) -> None:  # type:
 
 
 def test_memory_attention_exports_with_real_rope(tiny_sam2, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """One file for every frame of a video: any number of memory frames and of object-pointer tokens
+    (0 included), against SAM 2's own complex-RoPE memory attention on the concatenated memory."""
     model = copy.deepcopy(tiny_sam2)
     assert patch_real_rope(model) > 0
     path = export_memory_attention(model, tmp_path / "mem.onnx", image_size=S, n_frames=2)
     sess = make_session(path, optimization="disable")
-    for n_frames in (2, 3):  # memory length is a dynamic axis
-        inputs = memory_example(model, S, n_frames)
+    for n_frames, n_ptr in ((2, 8), (3, 0), (1, 4), (7, 64)):  # both lengths are dynamic axes
+        inputs = memory_example(model, S, n_frames, n_ptr)
         with torch.no_grad():
-            ref = model.memory_attention(
-                curr=[inputs[0]], curr_pos=[inputs[1]], memory=inputs[2], memory_pos=inputs[3]
+            ref = tiny_sam2.memory_attention(
+                curr=[inputs[0]],
+                curr_pos=[inputs[1]],
+                memory=torch.cat([inputs[2], inputs[4]]),
+                memory_pos=torch.cat([inputs[3], inputs[5]]),
+                num_obj_ptr_tokens=n_ptr,
             ).numpy()
         out = sess.run(None, {k: v.numpy() for k, v in zip(MEMORY_INPUTS, inputs)})[0]
-        assert np.abs(out - ref).max() < 1e-3
+        assert np.abs(out - ref).max() < 1e-3, (n_frames, n_ptr)

@@ -1,9 +1,9 @@
-"""The float image encoder (``model.image_encoder``: Hiera trunk + FPN neck) as ONNX, and running it in
-onnxruntime inside an otherwise-torch SAM 2 model.
+"""Table rows whose SAM 2 runs exported graphs in onnxruntime inside an otherwise-torch copy of the teacher.
 
-The backbone graph (not the image-predictor graph of ``export_image_encoder``) because the video
-predictor needs the encoder's raw ``backbone_fpn`` levels. The positional encodings the neck also
-returns depend only on shapes; they are recomputed in torch.
+The image encoder runs as the backbone graph (not the image-predictor graph of ``export_image_encoder``)
+because the video predictor needs the encoder's raw ``backbone_fpn`` levels; rows over the memory path also
+run the memory-attention and memory-encoder graphs (:mod:`sam2_quant_plugin.sam2.ort_modules`), so video J
+is the deployed files' own.
 """
 
 from __future__ import annotations
@@ -15,30 +15,15 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ...onnx.runtime import make_session
+from ...sam2.graphs import ENCODER_INPUTS
+from ...sam2.ort_modules import OrtImageEncoder, OrtMemoryAttention, OrtMemoryEncoder
 from .base import BuiltStudent
 
 log = logging.getLogger(__name__)
-
-INPUT = "image"
-
-
-class OrtImageEncoder(nn.Module):
-    """Drop-in for ``model.image_encoder`` that runs the trunk + neck in an onnxruntime session."""
-
-    def __init__(self, session: ort.InferenceSession, position_encoding: nn.Module) -> None:
-        super().__init__()
-        self.session = session
-        self.position_encoding = position_encoding
-
-    def forward(self, sample: Tensor) -> dict:
-        outs = self.session.run(None, {INPUT: sample.detach().float().cpu().numpy()})
-        feats = [torch.from_numpy(np.ascontiguousarray(o)).to(sample.device) for o in outs]
-        pos = [self.position_encoding(f).to(f.dtype) for f in feats]
-        return {"vision_features": feats[-1], "vision_pos_enc": pos, "backbone_fpn": feats}
+INPUT = ENCODER_INPUTS[0]  # the backbone graph's one input
 
 
 def ort_built_student(
@@ -49,13 +34,18 @@ def ort_built_student(
     optimize: bool = True,
     notes: str = "",
     avg_w_bits: float | None = None,
+    memory: dict[str, Path] | None = None,
 ) -> BuiltStudent:
     """The table row of an encoder ONNX file run in onnxruntime inside a copy of ``teacher``.
 
-    ``avg_w_bits`` None: read from the graph (:func:`onnx_weight_bits`).
+    ``avg_w_bits`` None: read from the graph (:func:`onnx_weight_bits`). ``memory``: memory-path graph
+    files by module name (``memory_attention``, ``memory_encoder``) that replace those modules too; the
+    row's size stays the image encoder's file, as every row's.
     """
+    level = "all" if optimize else "disable"
+    sessions = {k: make_session(p, optimization=level) for k, p in (memory or {}).items()}
     return BuiltStudent(
-        model=ort_student(teacher, make_session(path, optimization="all" if optimize else "disable")),
+        model=ort_student(teacher, make_session(path, optimization=level), sessions),
         avg_w_bits=onnx_weight_bits(path) if avg_w_bits is None else avg_w_bits,
         a_bits=a_bits,
         size_bytes=path.stat().st_size,
@@ -67,16 +57,31 @@ def ort_built_student(
     )
 
 
-def ort_student(teacher: nn.Module, session: ort.InferenceSession) -> nn.Module:
-    """A copy of ``teacher`` whose image encoder runs in ``session`` (decoder etc. stay torch float)."""
+_MEMORY_MODULES = {"memory_attention": OrtMemoryAttention, "memory_encoder": OrtMemoryEncoder}
+
+
+def ort_student(
+    teacher: nn.Module,
+    session: ort.InferenceSession,
+    memory: dict[str, ort.InferenceSession] | None = None,
+) -> nn.Module:
+    """A copy of ``teacher`` whose image encoder runs in ``session`` and each module named in ``memory``
+    (``memory_attention``, ``memory_encoder``) in its session; the rest stays torch float."""
+    unknown = sorted(set(memory or {}) - set(_MEMORY_MODULES))
+    if unknown:
+        raise ValueError(f"no onnxruntime drop-in for {unknown}; known: {sorted(_MEMORY_MODULES)}")
     pe = copy.deepcopy(teacher.image_encoder.neck.position_encoding)
-    encoder = teacher.image_encoder
-    teacher.image_encoder = nn.Identity()  # do not deep-copy the float encoder only to drop it
+    dropped = {name: getattr(teacher, name) for name in ("image_encoder", *(memory or {}))}
+    for name in dropped:  # do not deep-copy float modules only to replace them
+        setattr(teacher, name, nn.Identity())
     try:
         student = copy.deepcopy(teacher)
     finally:
-        teacher.image_encoder = encoder
+        for name, mod in dropped.items():
+            setattr(teacher, name, mod)
     student.image_encoder = OrtImageEncoder(session, pe)
+    for name, sess in (memory or {}).items():
+        setattr(student, name, _MEMORY_MODULES[name](sess))
     return student.eval()
 
 

@@ -4,13 +4,17 @@ default optimisations.
 
 The exported graph is the image encoder's backbone (``image -> backbone_fpn levels``, the same freeze-then-
 lower path as ``export_image_encoder``), run inside an otherwise-torch copy of the teacher, so the row gets
-every column the torch rows get, video included.
+every column the torch rows get, video included. A recipe that targets memory attention or the memory
+encoder also exports those graphs and runs them in onnxruntime inside the video loop: video J then scores
+the deployed memory files too.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+
+from torch import nn
 
 from ...api import quant_state
 from ...int8.host import host_int8_path
@@ -74,6 +78,7 @@ class RecipeOnnxMethod(Method):
             weight_format=fmt,
             target_cpu=target,
         )
+        memory = self._memory_graphs(frozen, ctx, fmt, opset, target)
         if self.fp16:
             from ...onnx.fp16 import to_fp16
 
@@ -87,7 +92,26 @@ class RecipeOnnxMethod(Method):
             notes=f"sam2_quant export, {fmt} weights, opset {opset}, {cpu}; this CPU: "
             f"{host_int8_path().describe()}; latency vs the float export",
             avg_w_bits=torch_row.avg_w_bits,  # nominal bits, as the torch row
+            memory=memory,
         )
+
+    def _memory_graphs(
+        self, frozen: nn.Module, ctx: BuildContext, fmt: str, opset: int, target: str
+    ) -> dict[str, Path]:
+        """Export the memory graphs the recipe targets (none for image-only recipes)."""
+        from ...onnx.export import export_graph
+        from ...sam2.export import MEMORY_GRAPHS, bundle_memory_specs
+
+        targets = quant_state(frozen).recipe.targets
+        names = [g for g in MEMORY_GRAPHS if g in targets]
+        specs = bundle_memory_specs(ctx.image_size, names)
+        kw = {"opset": opset, "weight_format": fmt, "target_cpu": target}
+        out = {}
+        for name, spec in specs.items():
+            out[name] = export_graph(frozen, ctx.work_dir / f"{self.name}_{name}.onnx", spec, **kw)  # type: ignore[arg-type]
+        if out:
+            log.info("%s: %s run in onnxruntime inside the video loop", self.name, ", ".join(out))
+        return out
 
 
 class RecipeAvx2Method(Method):

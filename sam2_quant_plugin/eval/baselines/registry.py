@@ -61,6 +61,12 @@ METHODS: dict[str, Callable[[], Method]] = {
         "w8a8_video",
         "w8a8 on the image encoder, memory attention and memory encoder (video-calibrated)",
     ),
+    "ours-w8a8-video-ort": lambda: RecipeOnnxMethod(
+        "ours-w8a8-video-ort",
+        "w8a8_video",
+        "w8a8_video exported: encoder, memory attention and memory encoder graphs all run in onnxruntime "
+        "(CPU EP) inside SAM 2's video loop",
+    ),
     "ours-w4a8": lambda: RecipeMethod("ours-w4a8", "w4a8", "this package's shipped w4a8 recipe (MSE 4-bit)"),
     "ours-w4a8-ort": lambda: RecipeOnnxMethod("ours-w4a8-ort", "w4a8"),
     "ort-static-minmax-fused": lambda: OrtStaticMethod("minmax", fused=True),

@@ -1,0 +1,131 @@
+"""Drop-in ``nn.Module`` s that run SAM 2's exported graphs in onnxruntime inside SAM 2's own Python code.
+
+Each takes the call its torch module takes in ``SAM2Base`` / ``SAM2VideoPredictor`` and returns what that
+module returns, so a model whose ``image_encoder``, ``memory_attention`` and ``memory_encoder`` are
+replaced by these propagates a video with every heavy graph on onnxruntime (prompt encoder, mask decoder
+and the small projections stay torch). Batches larger than one (several objects at once) run the graph
+once per item: the files are exported for batch 1.
+
+* :class:`OrtImageEncoder`: the backbone graph (``image -> backbone_fpn_0..k``); positional encodings,
+  which depend on shapes only, are recomputed in torch.
+* :class:`OrtMemoryAttention`: the memory-attention graph; SAM 2's concatenated memory is split back into
+  its spatial part and its ``num_obj_ptr_tokens`` object-pointer tokens (:data:`.graphs.MEMORY_INPUTS`).
+* :class:`OrtMemoryEncoder`: the memory-encoder graph (:data:`.graphs.MEMORY_ENCODER_INPUTS`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import Tensor, nn
+
+from ..errors import BundleError
+from .graphs import ENCODER_INPUTS, MEMORY_ENCODER_INPUTS, MEMORY_INPUTS
+
+
+def _np(t: Tensor) -> np.ndarray:
+    return t.detach().float().cpu().contiguous().numpy()
+
+
+def _torch(a: np.ndarray, like: Tensor) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device=like.device, dtype=like.dtype)
+
+
+def _check_inputs(session: ort.InferenceSession, expected: tuple[str, ...], graph: str) -> None:
+    names = tuple(i.name for i in session.get_inputs())
+    if names != expected:
+        raise BundleError(
+            f"this {graph} file takes inputs {names}, this package's {graph} graph takes {expected}. Fix: "
+            f"re-export it with this version (sam2-quant export --graphs {graph})."
+        )
+
+
+class OrtImageEncoder(nn.Module):
+    """Drop-in for ``model.image_encoder`` running the trunk + neck (backbone graph) in ``session``."""
+
+    def __init__(self, session: ort.InferenceSession, position_encoding: nn.Module) -> None:
+        super().__init__()
+        _check_inputs(session, ENCODER_INPUTS, "backbone")
+        self.session = session
+        self.position_encoding = position_encoding
+
+    def forward(self, sample: Tensor) -> dict[str, Any]:
+        outs = self.session.run(None, {ENCODER_INPUTS[0]: _np(sample)})
+        feats = [_torch(o, sample) for o in outs]
+        pos = [self.position_encoding(f).to(f.dtype) for f in feats]
+        return {"vision_features": feats[-1], "vision_pos_enc": pos, "backbone_fpn": feats}
+
+
+class OrtMemoryAttention(nn.Module):
+    """Drop-in for ``model.memory_attention`` running the memory-attention graph in ``session``.
+
+    ``calls`` counts graph runs and ``max_obj_ptr_tokens`` the most pointer tokens one of them saw (so
+    a caller can check the video loop really went through the file, pointers included).
+    """
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        super().__init__()
+        _check_inputs(session, MEMORY_INPUTS, "memory_attention")
+        self.session = session
+        self.calls = 0
+        self.max_obj_ptr_tokens = 0
+
+    def forward(
+        self,
+        curr: Tensor | list[Tensor],
+        memory: Tensor,
+        curr_pos: Tensor | list[Tensor] | None = None,
+        memory_pos: Tensor | None = None,
+        num_obj_ptr_tokens: int = 0,
+    ) -> Tensor:
+        cur = curr[0] if isinstance(curr, list) else curr
+        pos = curr_pos[0] if isinstance(curr_pos, list) else curr_pos
+        if pos is None or memory_pos is None:
+            raise ValueError("the memory-attention graph needs curr_pos and memory_pos (SAM 2 passes both)")
+        n_spatial = memory.shape[0] - num_obj_ptr_tokens
+        if n_spatial <= 0 or n_spatial % cur.shape[0]:
+            raise ValueError(
+                f"memory has {n_spatial} spatial tokens, not a positive multiple of the {cur.shape[0]} "
+                "tokens of the current frame: the graph rotates whole memory frames (SAM 2.1 video loop)"
+            )
+        outs = []
+        for b in range(cur.shape[1]):  # the file is exported for batch 1
+            feed = (
+                cur[:, b : b + 1],
+                pos[:, b : b + 1],
+                memory[:n_spatial, b : b + 1],
+                memory_pos[:n_spatial, b : b + 1],
+                memory[n_spatial:, b : b + 1],
+                memory_pos[n_spatial:, b : b + 1],
+            )
+            out = self.session.run(None, {k: _np(v) for k, v in zip(MEMORY_INPUTS, feed)})[0]
+            outs.append(_torch(out, cur))
+        self.calls += 1
+        self.max_obj_ptr_tokens = max(self.max_obj_ptr_tokens, int(num_obj_ptr_tokens))
+        return torch.cat(outs, dim=1)
+
+
+class OrtMemoryEncoder(nn.Module):
+    """Drop-in for ``model.memory_encoder`` running the memory-encoder graph in ``session``."""
+
+    def __init__(self, session: ort.InferenceSession) -> None:
+        super().__init__()
+        _check_inputs(session, MEMORY_ENCODER_INPUTS, "memory_encoder")
+        self.session = session
+        self.calls = 0
+
+    def forward(self, pix_feat: Tensor, masks: Tensor, skip_mask_sigmoid: bool = False) -> dict[str, Any]:
+        if not skip_mask_sigmoid:
+            masks = torch.sigmoid(masks)  # as SAM 2's MemoryEncoder does; the graph starts after it
+        feats, pos = [], []
+        for b in range(pix_feat.shape[0]):
+            f, p = self.session.run(
+                None, dict(zip(MEMORY_ENCODER_INPUTS, (_np(pix_feat[b : b + 1]), _np(masks[b : b + 1]))))
+            )
+            feats.append(_torch(f, pix_feat))
+            pos.append(_torch(p, pix_feat))
+        self.calls += 1
+        return {"vision_features": torch.cat(feats), "vision_pos_enc": [torch.cat(pos)]}

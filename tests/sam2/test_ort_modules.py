@@ -1,0 +1,90 @@
+"""SAM 2's video loop on exported files: the backbone, memory-attention and memory-encoder graphs run in
+onnxruntime inside ``SAM2VideoPredictor`` (object pointers included) and match the torch model."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from sam2_quant_plugin.errors import BundleError
+from sam2_quant_plugin.eval.baselines.onnx_encoder import ort_student
+from sam2_quant_plugin.eval.video import build_video_reference, default_video_dir, score_video
+from sam2_quant_plugin.onnx import make_session
+from sam2_quant_plugin.onnx.export import export_graph
+from sam2_quant_plugin.sam2.export import backbone_spec, bundle_memory_specs
+from sam2_quant_plugin.sam2.ort_modules import OrtMemoryAttention, OrtMemoryEncoder
+from tests.conftest import SMALL as S
+
+pytestmark = [pytest.mark.slow, pytest.mark.onnx]
+
+
+def _files(model: torch.nn.Module, folder: Path) -> dict[str, Path]:
+    specs = {"backbone": backbone_spec(S), **bundle_memory_specs(S, ["memory_attention", "memory_encoder"])}
+    return {name: export_graph(model, folder / f"{name}.onnx", spec) for name, spec in specs.items()}
+
+
+def test_video_loop_runs_the_memory_graphs_in_onnxruntime(tiny_sam2, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    teacher = copy.deepcopy(tiny_sam2)
+    files = _files(teacher, tmp_path)
+    memory = {k: make_session(files[k]) for k in ("memory_attention", "memory_encoder")}
+    student = ort_student(teacher, make_session(files["backbone"]), memory)
+    assert isinstance(student.memory_attention, OrtMemoryAttention)
+    assert isinstance(student.memory_encoder, OrtMemoryEncoder)
+
+    ref = build_video_reference(teacher, default_video_dir(), n_per_side=2, max_frames=5, work_dir=tmp_path)
+    scores = score_video(ref, teacher, student)
+    assert scores["j_mean_after_prompt_frame"] > 0.99, scores  # float files: the torch model's masks
+    # every propagated frame went through the file, with SAM 2.1's object-pointer tokens in the memory
+    assert student.memory_attention.calls >= 4 * 4, student.memory_attention.calls
+    assert student.memory_attention.max_obj_ptr_tokens > 0
+    assert student.memory_encoder.calls > 0
+
+
+def test_memory_attention_drop_in_splits_pointer_tokens(tiny_sam2, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The drop-in takes SAM 2's call (concatenated memory, pointer count, batch of 2) and equals the
+    torch module; a memory that is not whole frames is a named error."""
+    from sam2_quant_plugin.sam2.rope import patch_real_rope
+
+    model = copy.deepcopy(tiny_sam2)
+    path = export_graph(
+        model, tmp_path / "m.onnx", bundle_memory_specs(S, ["memory_attention"])["memory_attention"]
+    )
+    drop_in = OrtMemoryAttention(make_session(path))
+    patch_real_rope(model)
+    hw, c, cm = (S // 16) ** 2, model.memory_attention.d_model, model.mem_dim
+    torch.manual_seed(0)
+    cur, cur_pos = torch.randn(hw, 2, c), torch.randn(hw, 2, c)
+    mem, mem_pos = torch.randn(3 * hw + 12, 2, cm), torch.randn(3 * hw + 12, 2, cm)
+    kw = {
+        "curr": [cur],
+        "curr_pos": [cur_pos],
+        "memory": mem,
+        "memory_pos": mem_pos,
+        "num_obj_ptr_tokens": 12,
+    }
+    with torch.no_grad():
+        ref = model.memory_attention(**kw)
+    out = drop_in(**kw)
+    assert out.shape == ref.shape
+    assert float((out - ref).abs().max()) < 1e-3
+    with pytest.raises(ValueError, match="not a positive multiple"):
+        drop_in(**{**kw, "num_obj_ptr_tokens": 11})
+
+
+def test_a_file_with_other_inputs_is_refused_with_the_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A memory-attention file from before pointer tokens were inputs (4 inputs) cannot be dropped in."""
+    names = ("current", "current_pos", "memory", "memory_pos")
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["a", 1, 4]) for n in names]
+    out = helper.make_tensor_value_info("conditioned", TensorProto.FLOAT, ["a", 1, 4])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["current"], ["conditioned"])], "old", inputs, [out]
+    )
+    path = tmp_path / "old.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    with pytest.raises(BundleError, match=r"re-export it .*--graphs memory_attention"):
+        OrtMemoryAttention(make_session(path))
