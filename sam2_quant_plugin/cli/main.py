@@ -17,7 +17,7 @@ from ..errors import Sam2QuantError
 from ..io.staging import discard_staged
 from .checks import os_error_message
 
-COMMANDS = ("inspect", "run", "export", "validate", "infer", "bench", "cdpq", "eval")
+COMMANDS = ("inspect", "run", "export", "validate", "infer", "track", "bench", "cdpq", "eval")
 
 
 def _load(name: str):  # type: ignore[no-untyped-def]

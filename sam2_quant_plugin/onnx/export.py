@@ -37,6 +37,7 @@ from ..int8.safety import UNSAFE_FIX, SaturationReport, check_target_cpu, satura
 from ..io.atomic import atomic_write
 from ..models.adapter import GraphSpec
 from ..models.info import model_info
+from .dedupe import dedupe_constants
 from .lowering import WEIGHT_FORMATS, lower_weights
 from .matmulnbits import NBITS_WIDTHS, check_widths, stored_widths
 from .placement import record_input_ranks
@@ -213,6 +214,7 @@ def _finish(
         **(extra_meta or {}),
     }
     onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **meta})
+    dedupe_constants(proto)  # e.g. RoPE tables folded once per use: 26 of 32 MB of memory attention at 512 px
     onnx.checker.check_model(proto, full_check=True)
     atomic_write(path, lambda tmp: onnx.save(proto, str(tmp)))
     log.info("wrote %s (%.1f MB, %s weights)", path, path.stat().st_size / 1e6, weight_format)
