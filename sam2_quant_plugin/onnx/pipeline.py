@@ -22,7 +22,13 @@ from ..io.bundle import manifest_header
 from ..io.bundle import read_manifest as read_manifest  # the schema-checked reader (re-exported)
 from ..io.staging import staged_output
 from ..models.registry import adapter_for
-from .export import FLOAT_INT8_NOTE, check_int8_target, export_graph, ready_for_export
+from .export import (
+    FLOAT_INT8_NOTE,
+    _export_ready,
+    check_export_options,
+    check_int8_target,
+    ready_for_export,
+)
 from .fp16 import to_fp16
 from .matmulnbits import NBITS_WIDTHS, check_widths
 
@@ -67,20 +73,30 @@ def export_bundle(
                 f"inputs of {len(acts)} layer(s), e.g. {acts[0]}. Fix: drop --fp16, or use a weight-only "
                 "recipe (activation: null) with --weight-format matmulnbits for CUDA."
             )
-    ready = ready_for_export(model)
+    check_export_options(opset, weight_format)
+    ready = ready_for_export(model)  # one frozen CPU copy and one saturation check for every graph
     int8_report = check_int8_target(ready, target_cpu)  # before anything is written
     nbits_widths = check_widths(nbits_widths)
     out.mkdir(parents=True, exist_ok=True)
     adapter = adapter_for(model)
     info = adapter.info(model)
     specs = adapter.graphs(model, image_size=image_size, multimask=multimask, extra=tuple(graphs))
-    kw = {
-        "opset": opset,
-        "weight_format": weight_format,
-        "target_cpu": target_cpu,
-        "nbits_widths": nbits_widths,
+    for spec in specs.values():
+        if spec.check is not None:
+            spec.check(model)
+    files = {
+        name: _export_ready(
+            ready,
+            int8_report,
+            out / f"{name}.onnx",
+            spec,
+            opset=opset,
+            weight_format=weight_format,
+            target_cpu=target_cpu,
+            nbits_widths=nbits_widths,
+        )
+        for name, spec in specs.items()
     }
-    files = {name: export_graph(model, out / f"{name}.onnx", spec, **kw) for name, spec in specs.items()}  # type: ignore[arg-type]
     if fp16:  # float or weight-only graphs (checked above, before anything was written)
         for name in list(specs):
             files[f"{name}_fp16"] = to_fp16(files[name], out / f"{name}_fp16.onnx")
