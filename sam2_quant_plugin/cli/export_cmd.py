@@ -13,6 +13,7 @@ from ..errors import ExportError
 from .checks import check_export_target
 from .common import (
     add_calib_video_argument,
+    add_graphs_argument,
     add_model_arguments,
     build_model,
     check_calib_video,
@@ -79,14 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "saturate int16 on CPUs without VNNI (AVX2, AVX-512 without VNNI); vnni: allow them, for files that "
         "only run on AVX512-VNNI / AVX-VNNI CPUs (a warning and the manifest say so)",
     )
-    p.add_argument(
-        "--graphs",
-        nargs="+",
-        default=None,
-        choices=("memory_attention", "memory_encoder"),
-        help="also export these video graphs beside encoder + decoder (memory attention is traced with "
-        "real-valued RoPE patched into the export's copy); validate checks encoder + decoder parity",
-    )
+    add_graphs_argument(p, extra_help="; validate checks encoder + decoder parity")
     p.add_argument(
         "--nbits-widths",
         type=int,

@@ -80,6 +80,11 @@ class ModelAdapter(Protocol):
         """The deployment graphs of an ONNX bundle, by file stem (``encoder``, ``decoder``, ``model``)."""
         ...
 
+    def target_graphs(self, targets: Sequence[str]) -> tuple[str, ...]:
+        """The graphs a bundle must add (names ``graphs(..., extra=...)`` takes) so that the modules under
+        a recipe's ``targets`` ship; ``()`` when the default graphs hold them all."""
+        ...
+
     def parity(
         self,
         model: nn.Module,

@@ -150,6 +150,14 @@ def _meta(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
+def bundle_graphs(model: nn.Module, graphs: Sequence[str] = ()) -> tuple[str, ...]:
+    """The extra graphs a bundle of ``model`` gets: those its recipe's targets need (the adapter's
+    ``target_graphs``; none for a float model), then ``graphs``, each once."""
+    state = quant_state_or_none(model)
+    needed = adapter_for(model).target_graphs(state.recipe.targets) if state is not None else ()
+    return tuple(dict.fromkeys((*needed, *graphs)))
+
+
 def export_and_validate(
     float_model: nn.Module,
     model: nn.Module,
@@ -159,16 +167,20 @@ def export_and_validate(
     image_size: int,
     points_per_side: int = 4,
     target_cpu: str = "any",
+    graphs: Sequence[str] = (),
 ) -> dict[str, object]:
     """Export ``model`` (frozen) and compare ORT with it (simulated and fused) and with the float model.
 
-    Also names this host's int8 path and what an AVX2-class CPU would get (:func:`~..int8.avx2_parity`).
+    The bundle holds the family's default graphs, the extra ones its recipe's targets need
+    (:func:`bundle_graphs`) and ``graphs``. Also names this host's int8 path and what an AVX2-class CPU would
+    get (:func:`~..int8.avx2_parity`).
     """
-    manifest = export_bundle(model, out_dir, image_size=image_size, target_cpu=target_cpu)
+    adapter = adapter_for(model)
+    graphs = bundle_graphs(model, graphs)
+    manifest = export_bundle(model, out_dir, image_size=image_size, target_cpu=target_cpu, graphs=graphs)
     out = Path(out_dir)
     files = {k: out / str(v) for k, v in dict(manifest["files"]).items()}  # type: ignore[call-overload]
     size, pps = image_size, points_per_side
-    adapter = adapter_for(model)
 
     def ort_vs(m: nn.Module, optimization: str) -> dict[str, float | int | str]:
         return adapter.parity(
