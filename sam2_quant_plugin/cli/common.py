@@ -43,6 +43,17 @@ def add_calib_video_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_graphs_argument(p: argparse.ArgumentParser, *, extra_help: str = "") -> None:
+    p.add_argument(
+        "--graphs",
+        nargs="+",
+        default=None,
+        choices=("memory_attention", "memory_encoder"),
+        help="also export these video graphs beside encoder + decoder (memory attention is traced with "
+        "real-valued RoPE patched into the export's copy)" + extra_help,
+    )
+
+
 def check_calib_video(args: argparse.Namespace, *, has_recipe: bool = True) -> None:
     """A bad ``--calib-video`` fails before the model is built; with no recipe it would calibrate nothing."""
     if getattr(args, "calib_video", None) is None:

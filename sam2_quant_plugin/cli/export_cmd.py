@@ -13,6 +13,7 @@ from ..errors import ExportError
 from .checks import check_export_target
 from .common import (
     add_calib_video_argument,
+    add_graphs_argument,
     add_model_arguments,
     build_model,
     check_calib_video,
@@ -79,13 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "saturate int16 on CPUs without VNNI (AVX2, AVX-512 without VNNI); vnni: allow them, for files that "
         "only run on AVX512-VNNI / AVX-VNNI CPUs (a warning and the manifest say so)",
     )
-    p.add_argument(
-        "--graphs",
-        nargs="+",
-        default=None,
-        choices=("memory_attention", "memory_encoder"),
-        help="also export these video graphs beside encoder + decoder (memory attention is traced with "
-        "real-valued RoPE patched into the export's copy); validate checks encoder + decoder parity",
+    add_graphs_argument(
+        p, extra_help="; a recipe over them adds them itself; validate runs them in SAM 2's video loop"
     )
     p.add_argument(
         "--nbits-widths",
@@ -143,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import bundled_images, list_images, load_image
     from ..io.photos import describe_photos
     from ..onnx.export import check_export_options
-    from ..onnx.pipeline import export_bundle
+    from ..onnx.pipeline import bundle_graphs, export_bundle
 
     opts = resolve_options(args)
     check_export_options(int(opts["opset"]), str(opts["weight_format"]))  # fail before the slow part
@@ -170,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
         multimask=bool(opts["multimask"]),
         target_cpu=str(opts["target_cpu"]),
         nbits_widths=tuple(int(b) for b in opts["nbits_widths"]),  # type: ignore[attr-defined]
-        graphs=tuple(str(g) for g in opts["graphs"]),  # type: ignore[attr-defined]
+        # the graphs the recipe's targets need (w8a8_video: both memory graphs), then those asked for
+        graphs=bundle_graphs(model, tuple(str(g) for g in opts["graphs"])),  # type: ignore[attr-defined]
     )
     for key, size in manifest["bytes"].items():  # type: ignore[union-attr]
         log.info("%-13s %8.2f MB  %s", key, size / 1e6, Path(args.out) / manifest["files"][key])  # type: ignore[index]

@@ -13,8 +13,9 @@ import torch
 
 from ..api import current_recipe, freeze, prepare_qat, weight_bits_summary
 from ..calibrate import calibrate
+from ..errors import ConfigError
 from ..io.atomic import atomic_write
-from ..io.bundle import CALIBRATION_ATTR
+from ..io.bundle import CALIBRATION_ATTR, MANIFEST
 from ..io.images import bundled_images, list_images, load_image
 from ..io.photos import describe_photos
 from ..io.report import md_table, write_results
@@ -24,6 +25,7 @@ from ..recipe import load_recipe, save_recipe
 from .checks import check_positive, check_writable, expected_run_bytes
 from .common import (
     add_calib_video_argument,
+    add_graphs_argument,
     add_model_arguments,
     build_model,
     check_calib_video,
@@ -32,6 +34,8 @@ from .common import (
 
 HELP = "quantize SAM 2 with a recipe on photos, report fidelity, export + validate ONNX (the main job)"
 log = logging.getLogger("sam2-quant.run")
+ONNX_DIR = "onnx"  # the bundle's folder inside the run folder
+IMAGE_PATH = ("encoder", "decoder")  # the graphs the parity comparisons run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,12 +54,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("any", "vnni"),
         help="CPUs the exported file must be right on (see sam2-quant export --help)",
     )
+    add_graphs_argument(
+        p,
+        extra_help="; those the recipe targets (memory_attention, memory_encoder) are added without it. "
+        "Parity is checked on encoder + decoder",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     recipe = load_recipe(args.recipe)
     check_positive(args.points_per_side, "--points-per-side")
+    if args.graphs and args.no_export:
+        raise ConfigError("--graphs names graphs to export, but --no-export skips the export. Fix: drop one.")
     check_calib_video(args)
     model = build_model(args)
     weights = weights_label(model)
@@ -97,8 +108,16 @@ def run(args: argparse.Namespace) -> int:
         from ..onnx.pipeline import export_and_validate  # onnx extras: pip install .[onnx]
 
         report["onnx"] = export_and_validate(
-            model, frozen, images, run_dir / "onnx", image_size=args.image_size, target_cpu=args.target_cpu
+            model,
+            frozen,
+            images,
+            run_dir / ONNX_DIR,
+            image_size=args.image_size,
+            target_cpu=args.target_cpu,
+            graphs=args.graphs or (),
+            extra_kw={"video": args.calib_video},  # memory graphs: checked on the clip run calibrated on
         )
+        report["onnx"]["files"] = exported_files(report["onnx"]["manifest"])
         report["onnx"]["parity_failures"] = parity_failures(report["onnx"], args.target_cpu)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     write_results(run_dir / "report.json", report, run_dir / "report.md", _markdown(report, args))
@@ -118,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def exported_files(manifest: dict) -> list[str]:
+    """Every file the export wrote, relative to the run folder: each graph, then the manifest."""
+    return [f"{ONNX_DIR}/{name}" for name in (*manifest["files"].values(), MANIFEST)]
+
+
 def parity_failures(o: dict, target_cpu: str) -> list[str]:
     """Every way the deployed file is off from PyTorch fake-quant beyond the parity bound."""
     from ..onnx.parity import failed_checks
@@ -125,6 +149,8 @@ def parity_failures(o: dict, target_cpu: str) -> list[str]:
     checks = {"onnxruntime fused int8 on this CPU": o["vs_torch_fake_quant_fused"]}
     if target_cpu == "any":
         checks["an AVX2-class CPU without VNNI"] = o["avx2_vs_torch_fake_quant"]
+    for name, result in o.get("extra_vs_torch_fake_quant_fused", {}).items():
+        checks[f"onnxruntime {name} ({result.get('graphs', '')})"] = result
     return failed_checks(checks)
 
 
@@ -148,14 +174,19 @@ def _markdown(r: dict, args: argparse.Namespace) -> str:
     lines += [
         "",
         f"Command: `sam2-quant run --recipe {args.recipe} --config {args.config} "
-        f"--image-size {args.image_size}`",
+        f"--image-size {args.image_size}{_graphs_flag(args)}`",
         "",
     ]
     return "\n".join(lines)
 
 
+def _graphs_flag(args: argparse.Namespace) -> str:
+    return f" --graphs {' '.join(args.graphs)}" if getattr(args, "graphs", None) else ""
+
+
 def _onnx_markdown(o: dict) -> list[str]:
-    mb = {k: v / 1e6 for k, v in o["manifest"]["bytes"].items()}
+    m = o["manifest"]
+    sizes = [f"{ONNX_DIR}/{name} {m['bytes'][k] / 1e6:.1f} MB" for k, name in m["files"].items()]
     avx2 = o["avx2_vs_torch_fake_quant"]
     rows = [
         ("onnxruntime (Q/DQ as written) vs PyTorch fake-quant", o["vs_torch_fake_quant_simulated"]),
@@ -166,14 +197,13 @@ def _onnx_markdown(o: dict) -> list[str]:
     out = [
         "## ONNX (CPU EP)",
         "",
-        "files: "
-        + ", ".join(f"{k}.onnx {v:.1f} MB" for k, v in mb.items())
-        + " (per-layer bytes: manifest.json)",
+        "files: " + ", ".join(sizes) + f", {ONNX_DIR}/{MANIFEST} (per-layer bytes)",
         "",
         *md_table(
             ("comparison", "mask IoU", "embedding cosine", "embedding max abs diff"),
             [(name, f"{p['mask_iou']:.4f}", f"{p['embed_cosine']:.5f}", _max_abs(p)) for name, p in rows],
         ),
+        *_unchecked(o),
     ]
     host = o["host_int8_path"]
     out += [
@@ -189,6 +219,22 @@ def _onnx_markdown(o: dict) -> list[str]:
     ]
     if o.get("parity_failures"):
         out += ["", "**DEPLOYED FILE OFF FROM FAKE-QUANT:**", *[f"- {f}" for f in o["parity_failures"]]]
+    return out
+
+
+def _unchecked(o: dict) -> list[str]:
+    """The checks of the graphs the image comparisons do not run (SAM 2: memory graphs in its video loop)."""
+    rest = ", ".join(name for k, name in o["manifest"]["files"].items() if k not in IMAGE_PATH)
+    if not rest:
+        return []
+    out = ["", f"The table runs {' + '.join(IMAGE_PATH)}; {rest} are checked in SAM 2's video loop:"]
+    for name, v in o.get("extra_vs_torch_fake_quant_fused", {}).items():
+        out += [
+            f"- {name}: {v.get('graphs')} on onnxruntime (fused) vs PyTorch fake-quant, "
+            f"{v.get('n_objects')} objects over {v.get('n_frames')} frames "
+            f"(up to {v.get('max_obj_ptr_tokens')} object-pointer tokens): "
+            f"video J {v['video_j']:.4f}, worst frame {v['worst_frame_iou']:.4f}",
+        ]
     return out
 
 

@@ -42,7 +42,16 @@ class GraphSpec:
 
 @runtime_checkable
 class ModelAdapter(Protocol):
-    """What one model family provides. Methods a family cannot support raise an error naming the fix."""
+    """What one model family provides. Methods a family cannot support raise an error naming the fix.
+
+    Optional hooks (looked up with :func:`hook`; an adapter without them keeps working):
+
+    * ``target_graphs(targets) -> tuple[str, ...]``: the graphs a bundle must add (names
+      ``graphs(..., extra=...)`` takes) so that the modules under a recipe's ``targets`` ship.
+    * ``extra_parity(model, files, *, optimization, **kw) -> dict[str, dict]``: named onnxruntime-vs-torch
+      checks of the graphs :meth:`parity` does not run (SAM 2: the memory graphs inside its video loop),
+      each a metrics dict checked against :data:`sam2_quant_plugin.onnx.parity.THRESHOLDS`.
+    """
 
     #: the family's name, as written into :class:`ModelInfo.family`, manifests and ``--model``
     name: str
@@ -114,3 +123,9 @@ class ModelAdapter(Protocol):
     def task(self) -> Task:
         """The CDPQ task: ``task(model, batch) -> outputs`` (dict of tensors the distillation loss reads)."""
         ...
+
+
+def hook(adapter: object, name: str) -> Callable[..., Any] | None:
+    """The adapter's optional hook ``name`` (see :class:`ModelAdapter`), or None."""
+    fn = getattr(adapter, name, None)
+    return fn if callable(fn) else None

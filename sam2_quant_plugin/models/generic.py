@@ -63,6 +63,9 @@ class GenericAdapter:
             "output_names=...)"
         )
 
+    def target_graphs(self, targets: Sequence[str]) -> tuple[str, ...]:
+        return ()  # no bundle layout (see graphs)
+
     def parity(
         self,
         model: nn.Module,

@@ -249,8 +249,37 @@ def export_graph(
     _refuse_existing(path)
     if spec.check is not None:
         spec.check(model)
-    model = ready_for_export(model)
-    report = check_int8_target(model, target_cpu)
+    ready = ready_for_export(model)
+    report = check_int8_target(ready, target_cpu)
+    return _export_ready(
+        ready,
+        report,
+        path,
+        spec,
+        opset=opset,
+        weight_format=weight_format,
+        target_cpu=target_cpu,
+        nbits_widths=nbits_widths,
+    )
+
+
+def _export_ready(
+    model: nn.Module,
+    report: SaturationReport | None,
+    path: str | Path,
+    spec: GraphSpec,
+    *,
+    opset: int,
+    weight_format: str,
+    target_cpu: str,
+    nbits_widths: Sequence[int],
+) -> Path:
+    """Trace, lower and write one graph of ``model``, already :func:`ready_for_export` (options checked).
+
+    ``report``: :func:`check_int8_target`'s report of ``model`` (its summary goes into the metadata). A
+    bundle traces all its graphs on one such copy; a ``spec.wrap`` that patches the copy (SAM 2's memory
+    attention: real-valued RoPE) must change only modules of its own graph.
+    """
     int8_note = report.summary() if report is not None else FLOAT_INT8_NOTE
     wrapper, ex = spec.wrap(model), spec.example(model)
     names = spec.names(wrapper, ex) if callable(spec.names) else spec.names

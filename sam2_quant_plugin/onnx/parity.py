@@ -12,8 +12,9 @@ from ..errors import ParityError
 
 log = logging.getLogger(__name__)
 
-#: Default pass thresholds: ORT vs the PyTorch model it was exported from.
-THRESHOLDS = {"mask_iou": 0.99, "embed_cosine": 0.999}
+#: Default pass thresholds: ORT vs the PyTorch model it was exported from (a result is checked on the keys it
+#: has: ``video_j`` is the per-frame mask IoU of a video loop whose memory graphs run on onnxruntime).
+THRESHOLDS = {"mask_iou": 0.99, "embed_cosine": 0.999, "video_j": 0.98}
 
 
 def fmt_result(r: dict[str, float | int | str]) -> str:

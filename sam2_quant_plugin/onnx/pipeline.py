@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -21,8 +22,15 @@ from ..io.atomic import atomic_write_json
 from ..io.bundle import manifest_header
 from ..io.bundle import read_manifest as read_manifest  # the schema-checked reader (re-exported)
 from ..io.staging import staged_output
+from ..models.adapter import hook
 from ..models.registry import adapter_for
-from .export import FLOAT_INT8_NOTE, check_int8_target, export_graph, ready_for_export
+from .export import (
+    FLOAT_INT8_NOTE,
+    _export_ready,
+    check_export_options,
+    check_int8_target,
+    ready_for_export,
+)
 from .fp16 import to_fp16
 from .matmulnbits import NBITS_WIDTHS, check_widths
 
@@ -67,20 +75,30 @@ def export_bundle(
                 f"inputs of {len(acts)} layer(s), e.g. {acts[0]}. Fix: drop --fp16, or use a weight-only "
                 "recipe (activation: null) with --weight-format matmulnbits for CUDA."
             )
-    ready = ready_for_export(model)
+    check_export_options(opset, weight_format)
+    ready = ready_for_export(model)  # one frozen CPU copy and one saturation check for every graph
     int8_report = check_int8_target(ready, target_cpu)  # before anything is written
     nbits_widths = check_widths(nbits_widths)
     out.mkdir(parents=True, exist_ok=True)
     adapter = adapter_for(model)
     info = adapter.info(model)
     specs = adapter.graphs(model, image_size=image_size, multimask=multimask, extra=tuple(graphs))
-    kw = {
-        "opset": opset,
-        "weight_format": weight_format,
-        "target_cpu": target_cpu,
-        "nbits_widths": nbits_widths,
+    for spec in specs.values():
+        if spec.check is not None:
+            spec.check(model)
+    files = {
+        name: _export_ready(
+            ready,
+            int8_report,
+            out / f"{name}.onnx",
+            spec,
+            opset=opset,
+            weight_format=weight_format,
+            target_cpu=target_cpu,
+            nbits_widths=nbits_widths,
+        )
+        for name, spec in specs.items()
     }
-    files = {name: export_graph(model, out / f"{name}.onnx", spec, **kw) for name, spec in specs.items()}  # type: ignore[arg-type]
     if fp16:  # float or weight-only graphs (checked above, before anything was written)
         for name in list(specs):
             files[f"{name}_fp16"] = to_fp16(files[name], out / f"{name}_fp16.onnx")
@@ -134,6 +152,15 @@ def _meta(path: Path) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
+def bundle_graphs(model: nn.Module, graphs: Sequence[str] = ()) -> tuple[str, ...]:
+    """The extra graphs a bundle of ``model`` gets: those its recipe's targets need (the adapter's
+    ``target_graphs``; none for a float model), then ``graphs``, each once."""
+    state = quant_state_or_none(model)
+    target_graphs = hook(adapter_for(model), "target_graphs")
+    needed = target_graphs(state.recipe.targets) if state is not None and target_graphs is not None else ()
+    return tuple(dict.fromkeys((*needed, *graphs)))
+
+
 def export_and_validate(
     float_model: nn.Module,
     model: nn.Module,
@@ -143,22 +170,29 @@ def export_and_validate(
     image_size: int,
     points_per_side: int = 4,
     target_cpu: str = "any",
+    graphs: Sequence[str] = (),
+    extra_kw: dict[str, Any] | None = None,
 ) -> dict[str, object]:
     """Export ``model`` (frozen) and compare ORT with it (simulated and fused) and with the float model.
 
-    Also names this host's int8 path and what an AVX2-class CPU would get (:func:`~..int8.avx2_parity`).
+    The bundle holds the family's default graphs, the extra ones its recipe's targets need
+    (:func:`bundle_graphs`) and ``graphs``. Also names this host's int8 path and what an AVX2-class CPU would
+    get (:func:`~..int8.avx2_parity`). Graphs the adapter's parity does not run are checked by its
+    ``extra_parity`` hook (``extra_kw``: its options, e.g. SAM 2's ``video`` clip).
     """
-    manifest = export_bundle(model, out_dir, image_size=image_size, target_cpu=target_cpu)
+    adapter = adapter_for(model)
+    graphs = bundle_graphs(model, graphs)
+    manifest = export_bundle(model, out_dir, image_size=image_size, target_cpu=target_cpu, graphs=graphs)
     out = Path(out_dir)
     files = {k: out / str(v) for k, v in dict(manifest["files"]).items()}  # type: ignore[call-overload]
     size, pps = image_size, points_per_side
-    adapter = adapter_for(model)
 
     def ort_vs(m: nn.Module, optimization: str) -> dict[str, float | int | str]:
         return adapter.parity(
             m, files, images, optimization=optimization, image_size=size, points_per_side=pps
         )
 
+    extra = hook(adapter, "extra_parity")
     return {
         "manifest": manifest,
         "host_int8_path": host_int8_path().to_dict(),
@@ -168,4 +202,8 @@ def export_and_validate(
             ready_for_export(model), images, image_size=size, points_per_side=pps
         ),
         "vs_torch_float_fused": ort_vs(float_model, "all"),
+        # the graphs parity does not run (SAM 2: memory graphs inside its video loop), fused, vs fake-quant
+        "extra_vs_torch_fake_quant_fused": extra(model, files, optimization="all", **(extra_kw or {}))
+        if extra is not None
+        else {},
     }

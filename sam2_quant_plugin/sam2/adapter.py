@@ -19,8 +19,9 @@ from .forward import model_image_size
 class SAM2Adapter:
     """SAM 2 / 2.1 (``sam2`` package): image encoder + prompt encoder + mask decoder (+ memory for video).
 
-    Bundles hold ``encoder`` and ``decoder`` graphs; calibration runs photos through the encoder and a
-    point grid through the decoder; CDPQ distils encoder features and the masks of seeded prompts.
+    Bundles hold ``encoder`` and ``decoder`` graphs, plus the memory graphs on request (:meth:`target_graphs`
+    names those a recipe's targets need); calibration runs photos through the encoder and a point grid
+    through the decoder; CDPQ distils encoder features and the masks of seeded prompts.
     """
 
     name = "sam2"
@@ -80,6 +81,17 @@ class SAM2Adapter:
         }
         return {**specs, **bundle_memory_specs(size, tuple(kw.get("extra", ())))}
 
+    def target_graphs(self, targets: Sequence[str]) -> tuple[str, ...]:
+        """``memory_attention`` / ``memory_encoder`` (in that order) for each such module a target reaches:
+        the module itself, a part of it (``memory_attention.layers.0``) or a prefix holding it (``""``, the
+        whole model). Encoder and decoder are in every bundle."""
+        from .export import MEMORY_GRAPHS
+
+        def reaches(target: str, root: str) -> bool:
+            return target in ("", root) or target.startswith(root + ".") or root.startswith(target + ".")
+
+        return tuple(g for g in MEMORY_GRAPHS if any(reaches(t, g) for t in targets))
+
     def parity(
         self,
         model: nn.Module,
@@ -102,6 +114,20 @@ class SAM2Adapter:
             optimization=optimization,
             **kw,
         )
+
+    def extra_parity(
+        self, model: nn.Module, files: Mapping[str, Path], *, optimization: str = "all", **kw: Any
+    ) -> dict[str, dict[str, float | int | str]]:
+        """The memory graphs of ``files`` inside SAM 2's video loop vs ``model``
+        (:func:`.parity.video_parity`) on ``kw['video']`` (default: the bundled clip); ``{}`` without them."""
+        from .export import MEMORY_GRAPHS
+        from .parity import video_parity
+        from .video import default_video_dir
+
+        if not any(g in files for g in MEMORY_GRAPHS):
+            return {}
+        clip = kw.get("video") or default_video_dir()
+        return {"video": video_parity(model, files, clip, optimization=optimization)}
 
     def fidelity(
         self,
