@@ -251,7 +251,7 @@ def export_graph(
         spec.check(model)
     ready = ready_for_export(model)
     report = check_int8_target(ready, target_cpu)
-    return _export_ready(
+    return export_prepared(
         ready,
         report,
         path,
@@ -263,7 +263,7 @@ def export_graph(
     )
 
 
-def _export_ready(
+def export_prepared(
     model: nn.Module,
     report: SaturationReport | None,
     path: str | Path,

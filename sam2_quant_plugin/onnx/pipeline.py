@@ -26,9 +26,9 @@ from ..models.adapter import hook
 from ..models.registry import adapter_for
 from .export import (
     FLOAT_INT8_NOTE,
-    _export_ready,
     check_export_options,
     check_int8_target,
+    export_prepared,
     ready_for_export,
 )
 from .fp16 import to_fp16
@@ -87,7 +87,7 @@ def export_bundle(
         if spec.check is not None:
             spec.check(model)
     files = {
-        name: _export_ready(
+        name: export_prepared(
             ready,
             int8_report,
             out / f"{name}.onnx",
