@@ -51,7 +51,9 @@ def _bundles(run: Path, recipes: list[str], image_size: int, checkpoint: str | N
             m = freeze(q)
         folder = run / Path(name).stem
         manifest = export_bundle(m, folder, image_size=image_size, graphs=MEMORY_GRAPHS)
-        out[Path(name).stem] = {k: folder / v for k, v in manifest["files"].items()}
+        files = manifest["files"]
+        assert isinstance(files, dict)
+        out[Path(name).stem] = {k: folder / v for k, v in files.items()}
     return out
 
 
