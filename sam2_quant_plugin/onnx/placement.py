@@ -3,7 +3,8 @@
 onnxruntime fuses ``DQ(x u8) , DQ(W s8) -> MatMul`` into ``MatMulIntegerToFloat`` (no output Q needed),
 but its earlier ``MatMulAddFusion`` first turns ``MatMul + Add(bias[N])`` into a float ``Gemm``, which
 the QDQ fusions then skip. Giving the bias the shape ``[1, N]`` (same broadcast result for inputs of
-rank >= 2) keeps MatMul and Add apart, so the int8 fusion happens with default session options.
+rank >= 2) keeps MatMul and Add apart, so the int8 fusion happens with default session options. A bias
+several Adds share (tied, or identical biases the exporter stored once) is copied for each.
 """
 
 from __future__ import annotations
@@ -62,12 +63,18 @@ def keep_bias_apart(
         if len(users) != 1 or users[0].op_type != "Add":
             continue
         add = users[0]
-        other = add.input[1] if add.input[0] == mm.output[0] else add.input[0]
-        bias = g.initializer(other)
-        if bias is None or len(bias.dims) != 1 or len(g.consumers(other)) != 1:
+        slot = 1 if add.input[0] == mm.output[0] else 0
+        other = add.input[slot]
+        bias = g.const(other)  # an initializer, or the exporter's Identity of one (identical biases)
+        if bias is None or bias.ndim != 1:
             continue
-        arr = numpy_helper.to_array(bias).reshape(1, -1)
-        g.set_initializer(numpy_helper.from_array(arr, other))
+        row = numpy_helper.from_array(bias.reshape(1, -1), other)
+        if g.initializer(other) is None or len(g.consumers(other)) != 1:
+            # shared: tied weights, or the exporter's one copy of identical biases (cloned layers, as
+            # SAM 2's memory attention at random init): this Add gets a [1, N] copy of its own
+            row.name = f"{add.name or mm.output[0]}/bias_row"
+            add.input[slot] = row.name
+        g.set_initializer(row)
         changed += 1
     log.debug("kept %d bias Add(s) apart from their quantized MatMul", changed)
     return changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 
 import numpy as np
@@ -81,3 +82,45 @@ def test_a_conv_with_quantized_input_and_output_runs_int8_and_is_checked(tmp_pat
     opt = tmp_path / "m.opt.onnx"
     make_session(path, optimized_model_path=opt)
     assert Counter(n.op_type for n in onnx.load(str(opt)).graph.node)["QLinearConv"] == 1
+
+
+class _Clones(torch.nn.Module):
+    """Two deep copies of one block, as SAM 2 builds memory attention and the memory encoder's fuser: the
+    exporter stores their identical biases once, which must not cost the int8 fusion."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        block = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.GELU(), torch.nn.Linear(32, 16))
+        self.layers = torch.nn.ModuleList(copy.deepcopy(block) for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = x + layer(x)
+        return x
+
+
+def test_cloned_layers_with_shared_biases_still_fuse(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sam2_quant_plugin import (
+        LayerRule,
+        Recipe,
+        activation_spec,
+        calibrate,
+        freeze,
+        prepare_qat,
+        weight_spec,
+    )
+
+    rule = LayerRule("<default>", weight=weight_spec(bits=7), activation=activation_spec(bits=8))
+    q = prepare_qat(_Clones().eval(), Recipe(name="clones", targets=("",), default=rule))
+    x = torch.randn(1, 64, 16)  # static rank-3 shape: the case onnxruntime's MatMulAddFusion takes to Gemm
+    calibrate(q, forward_loop=lambda m: m(x), progress=False)
+    model = freeze(q)
+    path = export_module(model, (x,), tmp_path / "m.onnx", input_names=("x",), output_names=("y",))
+    opt = tmp_path / "m.opt.onnx"
+    sess = make_session(path, optimization="all", optimized_model_path=opt)
+    ops = Counter(n.op_type for n in onnx.load(str(opt)).graph.node)
+    assert ops["MatMulIntegerToFloat"] == 4, ops
+    assert not ops["Gemm"], ops
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(sess.run(None, {"x": x.numpy()})[0] - ref).max() < 1e-2 * np.abs(ref).max()
