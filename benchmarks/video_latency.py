@@ -36,7 +36,7 @@ from sam2_quant_plugin.sam2.export import MEMORY_GRAPHS
 
 log = logging.getLogger("bench-video")
 FRAME = ("encoder", "memory_attention", "memory_encoder", "decoder")  # one tracked frame, one object
-OPS = ("MatMulIntegerToFloat", "QLinearMatMul", "MatMul", "FusedMatMul", "Transpose")
+OPS = ("MatMulIntegerToFloat", "QLinearMatMul", "Gemm", "MatMul", "FusedMatMul", "Transpose")
 
 
 def _bundles(run: Path, recipes: list[str], image_size: int, checkpoint: str | None) -> dict[str, dict]:
