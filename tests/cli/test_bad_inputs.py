@@ -210,6 +210,16 @@ ROWS = [
         "no --recipe was given"),
     Row("bench-unknown-variant", ("bench", "--variants", "nope", "--image-size", "64", "--out", "{tmp}/runs"),
         "unknown ['nope']"),
+    # -- tracking a clip on a bundle (issue #13) ---------------------------------------------------------
+    Row("track-no-memory-graphs", ("track", "--onnx-dir", "{good}", "--point", "9,9", "--out", "{tmp}/runs"),
+        "no memory_attention / memory_encoder graph"),
+    Row("track-no-prompt", ("track", "--onnx-dir", "{good}", "--out", "{tmp}/runs"), "no object given"),
+    Row("track-point-outside", ("track", "--onnx-dir", "{good}", "--point", "99999,9", "--out", "{tmp}/runs"),
+        "outside the"),
+    Row("track-video-missing", ("track", "--onnx-dir", "{good}", "--video", "{tmp}/nope", "--point", "9,9", "--out", "{tmp}/runs"),
+        "video folder not found"),
+    Row("track-max-frames-zero", ("track", "--onnx-dir", "{good}", "--max-frames", "0", "--point", "9,9", "--out", "{tmp}/runs"),
+        "--max-frames"),
 ]  # fmt: skip
 
 
