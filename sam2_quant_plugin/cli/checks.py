@@ -115,3 +115,18 @@ def check_box(box: Iterable[float], hw: tuple[int, int]) -> None:
             f"--box {x0:g},{y0:g},{x1:g},{y1:g} is empty or inverted. Fix: pass x0,y0,x1,y1 with x1 > x0 "
             "and y1 > y0 (top-left, then bottom-right corner)."
         )
+
+
+def parse_floats(text: str, n: int, what: str) -> list[float]:
+    """``n`` comma-separated numbers of the option ``--what`` (a point: 2, a box: 4), or a named error."""
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != n:
+        example = "120,80" if n == 2 else "10,20,200,160"
+        raise DataError(
+            f"--{what} {text!r} must be {n} comma-separated numbers. Fix: pass e.g. --{what} {example} "
+            f"(negative values as --{what}=-5,10)."
+        )
+    return vals

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import bundled_images, list_images, load_image
     from ..io.photos import describe_photos
     from ..onnx.export import check_export_options
-    from ..onnx.pipeline import bundle_graphs, export_bundle
+    from ..onnx.pipeline import export_bundle
 
     opts = resolve_options(args)
     check_export_options(int(opts["opset"]), str(opts["weight_format"]))  # fail before the slow part
@@ -166,8 +166,7 @@ def run(args: argparse.Namespace) -> int:
         multimask=bool(opts["multimask"]),
         target_cpu=str(opts["target_cpu"]),
         nbits_widths=tuple(int(b) for b in opts["nbits_widths"]),  # type: ignore[attr-defined]
-        # the graphs the recipe's targets need (w8a8_video: both memory graphs), then those asked for
-        graphs=bundle_graphs(model, tuple(str(g) for g in opts["graphs"])),  # type: ignore[attr-defined]
+        graphs=tuple(str(g) for g in opts["graphs"]),  # type: ignore[attr-defined]  # + the recipe's own
     )
     for key, size in manifest["bytes"].items():  # type: ignore[union-attr]
         log.info("%-13s %8.2f MB  %s", key, size / 1e6, Path(args.out) / manifest["files"][key])  # type: ignore[index]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BundleError, DataError
-from .checks import check_box, check_point
+from .checks import check_box, check_point, parse_floats
 
 HELP = (
     "run encoder.onnx + decoder.onnx on a photo with --point X,Y / --box x0,y0,x1,y1; save mask + overlay PNG"
@@ -30,33 +30,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp16", action="store_true", help="use the bundle's fp16 graphs")
 
 
-def _floats(text: str, n: int, what: str) -> list[float]:
-    try:
-        vals = [float(v) for v in text.split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != n:
-        example = "120,80" if n == 2 else "10,20,200,160"
-        raise DataError(
-            f"--{what} {text!r} must be {n} comma-separated numbers. Fix: pass e.g. --{what} {example} "
-            f"(negative values as --{what}=-5,10)."
-        )
-    return vals
-
-
 def prompts(args: argparse.Namespace, hw: tuple[int, int], size: int) -> tuple[np.ndarray, np.ndarray]:
     """Point coords ``[1, N, 2]`` in model-input pixels and labels ``[1, N]`` (box corners: labels 2, 3)."""
     pts, labels = [], []
     for text in args.point:
-        pts.append(_floats(text, 2, "point"))
+        pts.append(parse_floats(text, 2, "point"))
         check_point(*pts[-1], hw, f"--point {text}")
         labels.append(1)
     for text in args.neg_point:
-        pts.append(_floats(text, 2, "neg-point"))
+        pts.append(parse_floats(text, 2, "neg-point"))
         check_point(*pts[-1], hw, f"--neg-point {text}")
         labels.append(0)
     if args.box:
-        x0, y0, x1, y1 = _floats(args.box, 4, "box")
+        x0, y0, x1, y1 = parse_floats(args.box, 4, "box")
         check_box((x0, y0, x1, y1), hw)
         pts = [[x0, y0], [x1, y1], *pts]
         labels = [2, 3, *labels]

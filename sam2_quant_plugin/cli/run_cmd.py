@@ -203,7 +203,7 @@ def _onnx_markdown(o: dict) -> list[str]:
             ("comparison", "mask IoU", "embedding cosine", "embedding max abs diff"),
             [(name, f"{p['mask_iou']:.4f}", f"{p['embed_cosine']:.5f}", _max_abs(p)) for name, p in rows],
         ),
-        *_unchecked(o),
+        *_memory_checks(o),
     ]
     host = o["host_int8_path"]
     out += [
@@ -222,7 +222,7 @@ def _onnx_markdown(o: dict) -> list[str]:
     return out
 
 
-def _unchecked(o: dict) -> list[str]:
+def _memory_checks(o: dict) -> list[str]:
     """The checks of the graphs the image comparisons do not run (SAM 2: memory graphs in its video loop)."""
     rest = ", ".join(name for k, name in o["manifest"]["files"].items() if k not in IMAGE_PATH)
     if not rest:

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .checks import check_box, check_point, check_positive
-from .infer_cmd import _floats
+from .checks import check_box, check_point, check_positive, parse_floats
 
 HELP = "track objects through a clip with a bundle's ONNX graphs (encoder + memory graphs on onnxruntime)"
 log = logging.getLogger("sam2-quant.track")
@@ -48,11 +47,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _prompts(args: argparse.Namespace, hw: tuple[int, int]) -> list[dict[str, np.ndarray]]:
     objects = []
     for text in args.point:
-        x, y = _floats(text, 2, "point")
+        x, y = parse_floats(text, 2, "point")
         check_point(x, y, hw, f"--point {text}")
         objects.append({"points": np.array([[x, y]], np.float32), "labels": np.array([1], np.int32)})
     for text in args.box:
-        box = _floats(text, 4, "box")
+        box = parse_floats(text, 4, "box")
         check_box(box, hw)
         objects.append({"box": np.array(box, np.float32)})
     if not objects:

@@ -80,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
     from ..io.bundle import bundle_files
     from ..io.images import bundled_images, list_images, load_image
     from ..io.photos import reference_photos, reference_video
+    from ..models.adapter import hook
+    from ..models.registry import get_adapter
     from ..onnx.parity import THRESHOLDS, failed_checks
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
     from ..onnx.timing import environment, time_interleaved
-    from ..sam2.export import MEMORY_GRAPHS
-    from ..sam2.parity import pipeline_parity, video_parity
-    from ..sam2.video import default_video_dir, video_frames
+    from ..sam2.parity import pipeline_parity
 
     d = Path(args.onnx_dir)
     manifest = read_manifest(d)
@@ -129,12 +129,13 @@ def run(args: argparse.Namespace) -> int:
     thresholds = {"mask_iou": args.min_mask_iou, "embed_cosine": args.min_embed_cosine}
     checked = ["fused"] + (["avx2"] if manifest.get("target_cpu", "any") == "any" else [])
     failures = failed_checks({m: report["parity"][m] for m in checked if m in report["parity"]}, thresholds)
-    if any(g in files for g in MEMORY_GRAPHS):  # the memory graphs as SAM 2's video loop calls them
-        clip = Path(args.video) if args.video else default_video_dir()
-        video_frames(clip)  # a bad folder is a named error
-        report["video_parity"] = video_parity(
-            ref, files, clip, max_frames=args.max_frames, optimization="all", threads=args.threads
-        )
+    extra = hook(get_adapter(manifest.get("family", "sam2")), "extra_parity")
+    checks = {}
+    if extra is not None:  # SAM 2: the memory graphs as its video loop calls them
+        kw = {"video": args.video, "max_frames": args.max_frames, "threads": args.threads}
+        checks = extra(ref, files, optimization="all", **kw)
+    if "video" in checks:
+        report["video_parity"] = checks["video"]
         min_j = THRESHOLDS["video_j"] if args.min_video_j is None else args.min_video_j
         thresholds["video_j"] = min_j
         failures += failed_checks({"video": report["video_parity"]}, {"video_j": min_j})

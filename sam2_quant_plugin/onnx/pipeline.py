@@ -54,8 +54,9 @@ def export_bundle(
 ) -> dict[str, object]:
     """Export the model family's graphs into ``out_dir`` (must not hold a bundle yet); returns the manifest.
 
-    SAM 2: ``encoder.onnx`` and ``decoder.onnx`` at ``image_size`` (default: the model's own), plus
-    ``graphs`` on request (``memory_attention``, ``memory_encoder``).
+    SAM 2: ``encoder.onnx`` and ``decoder.onnx`` at ``image_size`` (default: the model's own), plus the
+    graphs its recipe's targets need and ``graphs`` on request (``memory_attention``, ``memory_encoder``;
+    :func:`bundle_graphs`).
 
     ``target_cpu`` says which CPUs the file must be right on: ``'any'`` (default) refuses a model whose fused
     int8 layers could saturate on AVX2-class CPUs; ``'vnni'`` allows it with a warning and says so in the
@@ -82,7 +83,8 @@ def export_bundle(
     out.mkdir(parents=True, exist_ok=True)
     adapter = adapter_for(model)
     info = adapter.info(model)
-    specs = adapter.graphs(model, image_size=image_size, multimask=multimask, extra=tuple(graphs))
+    extra = bundle_graphs(model, graphs)
+    specs = adapter.graphs(model, image_size=image_size, multimask=multimask, extra=extra)
     for spec in specs.values():
         if spec.check is not None:
             spec.check(model)
@@ -175,13 +177,12 @@ def export_and_validate(
 ) -> dict[str, object]:
     """Export ``model`` (frozen) and compare ORT with it (simulated and fused) and with the float model.
 
-    The bundle holds the family's default graphs, the extra ones its recipe's targets need
-    (:func:`bundle_graphs`) and ``graphs``. Also names this host's int8 path and what an AVX2-class CPU would
+    The bundle holds the family's default graphs, the extra ones its recipe's targets need and ``graphs``
+    (:func:`export_bundle`). Also names this host's int8 path and what an AVX2-class CPU would
     get (:func:`~..int8.avx2_parity`). Graphs the adapter's parity does not run are checked by its
     ``extra_parity`` hook (``extra_kw``: its options, e.g. SAM 2's ``video`` clip).
     """
     adapter = adapter_for(model)
-    graphs = bundle_graphs(model, graphs)
     manifest = export_bundle(model, out_dir, image_size=image_size, target_cpu=target_cpu, graphs=graphs)
     out = Path(out_dir)
     files = {k: out / str(v) for k, v in dict(manifest["files"]).items()}  # type: ignore[call-overload]

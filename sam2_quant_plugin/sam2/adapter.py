@@ -119,7 +119,8 @@ class SAM2Adapter:
         self, model: nn.Module, files: Mapping[str, Path], *, optimization: str = "all", **kw: Any
     ) -> dict[str, dict[str, float | int | str]]:
         """The memory graphs of ``files`` inside SAM 2's video loop vs ``model``
-        (:func:`.parity.video_parity`) on ``kw['video']`` (default: the bundled clip); ``{}`` without them."""
+        (:func:`.parity.video_parity`) on ``kw['video']`` (default: the bundled clip), with its
+        ``max_frames`` and ``threads`` when given; ``{}`` without memory graphs."""
         from .export import MEMORY_GRAPHS
         from .parity import video_parity
         from .video import default_video_dir
@@ -127,7 +128,8 @@ class SAM2Adapter:
         if not any(g in files for g in MEMORY_GRAPHS):
             return {}
         clip = kw.get("video") or default_video_dir()
-        return {"video": video_parity(model, files, clip, optimization=optimization)}
+        opts = {k: kw[k] for k in ("max_frames", "threads") if kw.get(k) is not None}
+        return {"video": video_parity(model, files, clip, optimization=optimization, **opts)}
 
     def fidelity(
         self,

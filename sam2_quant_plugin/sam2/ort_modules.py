@@ -26,15 +26,15 @@ from ..errors import BundleError
 from .graphs import ENCODER_INPUTS, MEMORY_ENCODER_INPUTS, MEMORY_INPUTS
 
 
-def _np(t: Tensor) -> np.ndarray:
+def to_numpy(t: Tensor) -> np.ndarray:
     return t.detach().float().cpu().contiguous().numpy()
 
 
-def _torch(a: np.ndarray, like: Tensor) -> Tensor:
+def to_torch(a: np.ndarray, like: Tensor) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).to(device=like.device, dtype=like.dtype)
 
 
-def _check_inputs(session: ort.InferenceSession, expected: tuple[str, ...], graph: str) -> None:
+def check_inputs(session: ort.InferenceSession, expected: tuple[str, ...], graph: str) -> None:
     names = tuple(i.name for i in session.get_inputs())
     if names != expected:
         raise BundleError(
@@ -48,13 +48,13 @@ class OrtImageEncoder(nn.Module):
 
     def __init__(self, session: ort.InferenceSession, position_encoding: nn.Module) -> None:
         super().__init__()
-        _check_inputs(session, ENCODER_INPUTS, "backbone")
+        check_inputs(session, ENCODER_INPUTS, "backbone")
         self.session = session
         self.position_encoding = position_encoding
 
     def forward(self, sample: Tensor) -> dict[str, Any]:
-        outs = self.session.run(None, {ENCODER_INPUTS[0]: _np(sample)})
-        feats = [_torch(o, sample) for o in outs]
+        outs = self.session.run(None, {ENCODER_INPUTS[0]: to_numpy(sample)})
+        feats = [to_torch(o, sample) for o in outs]
         pos = [self.position_encoding(f).to(f.dtype) for f in feats]
         return {"vision_features": feats[-1], "vision_pos_enc": pos, "backbone_fpn": feats}
 
@@ -68,7 +68,7 @@ class OrtMemoryAttention(nn.Module):
 
     def __init__(self, session: ort.InferenceSession) -> None:
         super().__init__()
-        _check_inputs(session, MEMORY_INPUTS, "memory_attention")
+        check_inputs(session, MEMORY_INPUTS, "memory_attention")
         self.session = session
         self.calls = 0
         self.max_obj_ptr_tokens = 0
@@ -101,8 +101,8 @@ class OrtMemoryAttention(nn.Module):
                 memory[n_spatial:, b : b + 1],
                 memory_pos[n_spatial:, b : b + 1],
             )
-            out = self.session.run(None, {k: _np(v) for k, v in zip(MEMORY_INPUTS, feed)})[0]
-            outs.append(_torch(out, cur))
+            out = self.session.run(None, {k: to_numpy(v) for k, v in zip(MEMORY_INPUTS, feed)})[0]
+            outs.append(to_torch(out, cur))
         self.calls += 1
         self.max_obj_ptr_tokens = max(self.max_obj_ptr_tokens, int(num_obj_ptr_tokens))
         return torch.cat(outs, dim=1)
@@ -113,7 +113,7 @@ class OrtMemoryEncoder(nn.Module):
 
     def __init__(self, session: ort.InferenceSession) -> None:
         super().__init__()
-        _check_inputs(session, MEMORY_ENCODER_INPUTS, "memory_encoder")
+        check_inputs(session, MEMORY_ENCODER_INPUTS, "memory_encoder")
         self.session = session
         self.calls = 0
 
@@ -123,9 +123,17 @@ class OrtMemoryEncoder(nn.Module):
         feats, pos = [], []
         for b in range(pix_feat.shape[0]):
             f, p = self.session.run(
-                None, dict(zip(MEMORY_ENCODER_INPUTS, (_np(pix_feat[b : b + 1]), _np(masks[b : b + 1]))))
+                None,
+                dict(zip(MEMORY_ENCODER_INPUTS, (to_numpy(pix_feat[b : b + 1]), to_numpy(masks[b : b + 1])))),
             )
-            feats.append(_torch(f, pix_feat))
-            pos.append(_torch(p, pix_feat))
+            feats.append(to_torch(f, pix_feat))
+            pos.append(to_torch(p, pix_feat))
         self.calls += 1
         return {"vision_features": torch.cat(feats), "vision_pos_enc": [torch.cat(pos)]}
+
+
+#: the drop-in for each memory graph, by the ``SAM2Base`` attribute it replaces (= the graph's file stem)
+MEMORY_DROP_INS: dict[str, type[nn.Module]] = {
+    "memory_attention": OrtMemoryAttention,
+    "memory_encoder": OrtMemoryEncoder,
+}

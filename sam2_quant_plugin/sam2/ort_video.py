@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnxruntime as ort
 import torch
 from torch import Tensor, nn
@@ -25,7 +24,7 @@ from ..io.bundle import bundle_files, read_manifest, reference_checkpoint, refer
 from ..onnx.runtime import make_session
 from .export import MEMORY_GRAPHS
 from .graphs import ENCODER_INPUTS, ENCODER_OUTPUTS
-from .ort_modules import OrtMemoryAttention, OrtMemoryEncoder, _check_inputs
+from .ort_modules import MEMORY_DROP_INS, check_inputs, to_numpy, to_torch
 from .video import blank_video_predictor
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class OrtForwardImage(nn.Module):
         self, session: ort.InferenceSession, position_encoding: nn.Module, no_mem_embed: Tensor | None
     ) -> None:
         super().__init__()
-        _check_inputs(session, ENCODER_INPUTS, "encoder")
+        check_inputs(session, ENCODER_INPUTS, "encoder")
         outputs = tuple(o.name for o in session.get_outputs())
         if outputs != ENCODER_OUTPUTS:
             raise BundleError(
@@ -52,10 +51,8 @@ class OrtForwardImage(nn.Module):
     def forward(self, img_batch: Tensor) -> dict[str, Any]:
         levels = []
         for b in range(img_batch.shape[0]):  # the file is exported for batch 1
-            out = self.session.run(
-                None, {ENCODER_INPUTS[0]: img_batch[b : b + 1].detach().float().cpu().numpy()}
-            )
-            levels.append([torch.from_numpy(np.ascontiguousarray(o)).to(img_batch.device) for o in out])
+            out = self.session.run(None, {ENCODER_INPUTS[0]: to_numpy(img_batch[b : b + 1])})
+            levels.append([to_torch(o, img_batch) for o in out])
         embed, hr0, hr1 = (torch.cat(parts) for parts in zip(*levels))
         if self.no_mem_embed is not None:
             embed = embed - self.no_mem_embed.reshape(1, -1, 1, 1).to(embed)
@@ -88,8 +85,8 @@ def video_predictor_on_files(
     vp.ort_forward_image = ort_image  # registered, so the predictor lists it
     object.__setattr__(vp, "forward_image", ort_image)  # the instance attribute shadows SAM2Base's method
     vp.image_encoder = nn.Identity()  # never called: forward_image is the file
-    vp.memory_attention = OrtMemoryAttention(session(memory_attention))
-    vp.memory_encoder = OrtMemoryEncoder(session(memory_encoder))
+    for name, path in (("memory_attention", memory_attention), ("memory_encoder", memory_encoder)):
+        setattr(vp, name, MEMORY_DROP_INS[name](session(path)))
     return vp.eval()
 
 

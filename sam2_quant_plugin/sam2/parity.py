@@ -112,11 +112,10 @@ def video_parity(
     calls them: object-pointer tokens, growing memory. ``n_per_side``^2 objects are prompted on frame 0 of
     the first ``max_frames`` frames. ``video_j``: mean per-frame mask IoU after the prompt frame.
     """
-    from .ort_modules import OrtMemoryAttention, OrtMemoryEncoder
+    from .ort_modules import MEMORY_DROP_INS
     from .video import first_frame_points, first_frames, propagate, sharing_video_predictor
 
-    drop_ins = {"memory_attention": OrtMemoryAttention, "memory_encoder": OrtMemoryEncoder}
-    graphs = [g for g in drop_ins if g in files]
+    graphs = [g for g in MEMORY_DROP_INS if g in files]
     if not graphs:
         raise ValueError(f"no memory graph among {sorted(files)}: nothing runs in the video loop")
     model = model.eval()
@@ -127,7 +126,7 @@ def video_parity(
         vp = sharing_video_predictor(model)
         for g in graphs:
             sess = make_session(files[g], provider, threads, optimization=optimization)
-            setattr(vp, g, drop_ins[g](sess))
+            setattr(vp, g, MEMORY_DROP_INS[g](sess))
         got = propagate(vp, clip, points)
     per_frame = [mask_iou(a, b) for a, b in zip(got, ref)]
     later = [r.mean_iou for r in per_frame[1:] if not np.isnan(r.mean_iou)]

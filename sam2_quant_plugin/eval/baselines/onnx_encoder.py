@@ -19,7 +19,7 @@ from torch import nn
 
 from ...onnx.runtime import make_session
 from ...sam2.graphs import ENCODER_INPUTS
-from ...sam2.ort_modules import OrtImageEncoder, OrtMemoryAttention, OrtMemoryEncoder
+from ...sam2.ort_modules import MEMORY_DROP_INS, OrtImageEncoder
 from .base import BuiltStudent
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,6 @@ def ort_built_student(
     )
 
 
-_MEMORY_MODULES = {"memory_attention": OrtMemoryAttention, "memory_encoder": OrtMemoryEncoder}
-
-
 def ort_student(
     teacher: nn.Module,
     session: ort.InferenceSession,
@@ -67,9 +64,9 @@ def ort_student(
 ) -> nn.Module:
     """A copy of ``teacher`` whose image encoder runs in ``session`` and each module named in ``memory``
     (``memory_attention``, ``memory_encoder``) in its session; the rest stays torch float."""
-    unknown = sorted(set(memory or {}) - set(_MEMORY_MODULES))
+    unknown = sorted(set(memory or {}) - set(MEMORY_DROP_INS))
     if unknown:
-        raise ValueError(f"no onnxruntime drop-in for {unknown}; known: {sorted(_MEMORY_MODULES)}")
+        raise ValueError(f"no onnxruntime drop-in for {unknown}; known: {sorted(MEMORY_DROP_INS)}")
     pe = copy.deepcopy(teacher.image_encoder.neck.position_encoding)
     dropped = {name: getattr(teacher, name) for name in ("image_encoder", *(memory or {}))}
     for name in dropped:  # do not deep-copy float modules only to replace them
@@ -81,7 +78,7 @@ def ort_student(
             setattr(teacher, name, mod)
     student.image_encoder = OrtImageEncoder(session, pe)
     for name, sess in (memory or {}).items():
-        setattr(student, name, _MEMORY_MODULES[name](sess))
+        setattr(student, name, MEMORY_DROP_INS[name](sess))
     return student.eval()
 
 

@@ -100,11 +100,10 @@ class RecipeOnnxMethod(Method):
     ) -> dict[str, Path]:
         """Export the memory graphs the recipe targets (none for image-only recipes)."""
         from ...onnx.export import export_graph
-        from ...sam2.export import MEMORY_GRAPHS, bundle_memory_specs
+        from ...onnx.pipeline import bundle_graphs
+        from ...sam2.export import bundle_memory_specs
 
-        targets = quant_state(frozen).recipe.targets
-        names = [g for g in MEMORY_GRAPHS if g in targets]
-        specs = bundle_memory_specs(ctx.image_size, names)
+        specs = bundle_memory_specs(ctx.image_size, bundle_graphs(frozen))  # what a bundle would add
         kw = {"opset": opset, "weight_format": fmt, "target_cpu": target}
         out = {}
         for name, spec in specs.items():
