@@ -44,22 +44,25 @@ NOTES = [
     "the former default) is right on VNNI CPUs only; it is exported with `target_cpu='vnni'` and its row "
     "says what an AVX2 CPU would compute (emulated).",
     "- Conv2d layers (patch embedding, neck) are weight-only in every W8A8 recipe: without an output Q "
-    "the CPU EP runs them as DequantizeLinear + float Conv, so an input Q/DQ would only cost fidelity. "
+    "the CPU EP has no int8 conv for them, so an input Q/DQ would only cost fidelity. Their int8 codes are "
+    "written as `Cast -> Mul(scale)`, which onnxruntime folds into a float weight when the session loads "
+    "(a DequantizeLinear would run at every call and keep the conv off its NCHWc layout). "
     "`ours-w8a8-fidelity-ort` also keeps the inputs of block 0 and of the three stage-transition "
     "projections float (7 of 51 Linears off the int8 kernel).",
     "- With random-init weights the metric is touchy: the float model itself scores mask IoU ~0.996 "
     "against itself when Gaussian noise of 0.01 (about 0.6 grey levels) is added to its input "
     "(`sam2-quant eval`, row `float-input-noise-0.01`).",
     "- `ours-mixed-int4-ort` is weight-only (4-bit MLPs, 6-bit qkv, 8-bit rest) with 4-bit codes stored "
-    "as INT4 initializers (opset 21): it shows the file-size reduction; on CPU EP it runs as "
-    "DequantizeLinear + float MatMul. `--weight-format matmulnbits` gives onnxruntime's `MatMulNBits` "
-    "kernels.",
+    "as INT4 initializers (opset 21): it shows the file-size reduction. onnxruntime's CPU EP (1.32) "
+    "rewrites each of its weight-only `DequantizeLinear -> MatMul` into its own `MatMulNBits` at load, "
+    "with activations rounded to int8 per block of 32 (`session.qdq_matmulnbits_accuracy_level`, default "
+    "4; same output on AVX2 and VNNI CPUs, tests/int8/test_weight_only_cpus.py). `--weight-format "
+    "matmulnbits` writes `MatMulNBits` into the file.",
     "- `ours-mixed-nbits-fp16-ort` is the CUDA EP form of the same recipe (`--profile cuda_int4_fp16`): "
     "every Linear a `MatMulNBits` (4-bit codes where they fit, else 8), fp16 activations and block "
     "scales. Compare it with `float-fp16` on the CUDA EP; on the CPU EP fp16 graphs run slower than "
     "float32. Its 8-bit convolution weights are folded into fp16 initializers by the fp16 conversion, so "
-    "no DequantizeLinear + Cast pair runs per conv and call (onnxruntime does not fold DequantizeLinear "
-    "itself).",
+    "nothing runs per conv and call but the conv.",
     "- `ours-w4-g32-nbits-fp16-ort` is the shipped `w4_g32` recipe (4-bit, one MSE-clipped scale per 32 "
     "inputs) in the same CUDA form: its group scales are the `MatMulNBits` block scales; "
     "`ours-w4-g32-gptq-nbits-fp16-ort` the same with GPTQ rounding (same kernels and size, other codes).",

@@ -48,7 +48,8 @@ DEFAULTS = {
 }
 FORMAT_HELP = (
     "how quantized weights are stored. int8 (default): integer initializers -> DequantizeLinear, fused "
-    "into int8 kernels by onnxruntime's CPU EP and by OpenVINO. qdq: float weights -> QuantizeLinear -> "
+    "into int8 kernels by onnxruntime's CPU EP and by OpenVINO (weight-only convs: integer codes -> "
+    "Cast -> Mul, folded to float when a session loads). qdq: float weights -> QuantizeLinear -> "
     "DequantizeLinear; onnxruntime runs these in float (simulated quantization), OpenVINO in int8, and "
     "both agree when the file is saturation-free (--target-cpu any). int4: 2..4-bit weights as INT4 "
     "(opset 21). matmulnbits: every Linear as onnxruntime's weight-only MatMulNBits (CPU and CUDA EP)"

@@ -14,7 +14,7 @@ import json
 import logging
 import types
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypedDict
 
@@ -244,23 +244,36 @@ def export_graph(
     ``spec.wrap(model)`` on ``spec.example(model)``, lower the weights, check every quantized layer under
     ``spec.roots``, write atomically. Model families describe their graphs as :class:`GraphSpec`.
     ``nbits_widths``: the MatMulNBits kernel widths the runtime has (weight format 'matmulnbits')."""
+    kw = ExportOptions(
+        opset=opset, weight_format=weight_format, target_cpu=target_cpu, nbits_widths=nbits_widths
+    )
+    return export_graphs(model, {"graph": (path, spec)}, **kw)["graph"]
+
+
+def export_graphs(
+    model: nn.Module,
+    targets: Mapping[str, tuple[str | Path, GraphSpec]],
+    *,
+    opset: int = 17,
+    weight_format: str = "int8",
+    target_cpu: str = "any",
+    nbits_widths: Sequence[int] = NBITS_WIDTHS,
+) -> dict[str, Path]:
+    """:func:`export_graph` for several graphs of one model (``name -> (path, spec)``): the options, paths
+    and specs are checked and the model is frozen, copied and saturation-checked once, before any file is
+    written. Returns ``name -> path``."""
     check_export_options(opset, weight_format)
     nbits_widths = check_widths(nbits_widths)
-    _refuse_existing(path)
-    if spec.check is not None:
-        spec.check(model)
+    for path, spec in targets.values():
+        _refuse_existing(path)
+        if spec.check is not None:
+            spec.check(model)
     ready = ready_for_export(model)
     report = check_int8_target(ready, target_cpu)
-    return export_prepared(
-        ready,
-        report,
-        path,
-        spec,
-        opset=opset,
-        weight_format=weight_format,
-        target_cpu=target_cpu,
-        nbits_widths=nbits_widths,
+    kw = ExportOptions(
+        opset=opset, weight_format=weight_format, target_cpu=target_cpu, nbits_widths=nbits_widths
     )
+    return {name: export_prepared(ready, report, path, spec, **kw) for name, (path, spec) in targets.items()}
 
 
 def export_prepared(

@@ -1,10 +1,10 @@
 """fp16 variant of a float or weight-only ONNX graph (onnxruntime's float16 converter, float32 I/O kept).
 
 Weight-only graphs convert too: ``MatMulNBits`` takes fp16 activations and fp16 block scales, the form
-onnxruntime's CUDA EP runs fastest, and weights left as ``int codes -> DequantizeLinear`` (convolutions)
-are folded into fp16 initializers first, so the graph is the fp16 float graph with MatMul swapped for
-MatMulNBits and nothing more: no DequantizeLinear + Cast pair per conv and run (onnxruntime does not fold
-DequantizeLinear itself). Those weights keep their quantized values; their integer range is readable from
+onnxruntime's CUDA EP runs fastest, and convolution weights (``int codes -> DequantizeLinear``, or the
+``Cast -> Mul`` of :mod:`.load_fold`) are folded into fp16 initializers first, so the graph is the fp16
+float graph with MatMul swapped for MatMulNBits and nothing more: no DequantizeLinear + Cast pair per conv
+and run. Those weights keep their quantized values; their integer range is readable from
 the float32 graph written beside it. Graphs that quantize activations (a QuantizeLinear on a computed
 tensor) are refused: their int8 kernels are CPU kernels and their scales must stay float32.
 """
@@ -21,6 +21,7 @@ from onnx import numpy_helper
 from ..errors import ExportError
 from ..io.atomic import atomic_write
 from .graph import Graph
+from .load_fold import unfold
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def to_fp16(src: str | Path, dst: str | Path) -> Path:
             "conversion is for float or weight-only graphs. Fix: use a weight-only recipe (activation: "
             "null) with weight_format 'matmulnbits' for CUDA, or export without --fp16."
         )
-    folded = fold_constant_dequantize(proto)
+    folded = fold_constant_dequantize(proto) + unfold(proto)  # unfold: weight-only convs' Cast -> Mul
     if folded:
         log.info("folded %d constant DequantizeLinear weight(s) into float initializers", folded)
     half = convert_float_to_float16(proto, keep_io_types=True, op_block_list=KEEP_FP32)

@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ..api import QuantizerInfo
 from ..errors import ExportError
 from .graph import Graph, stored_bytes
+from .load_fold import fold_at_load
 from .placement import keep_bias_apart
 from .plan import quantizer_of
 
@@ -107,6 +108,7 @@ def lower_weights(
 
         proto, nbits_sizes = to_matmulnbits(proto, scopes, widths=nbits_widths)
         sizes.update(nbits_sizes)
+    fold_at_load(proto, scopes)
     log.info("folded %d weight(s) into %s initializers", len(sizes), weight_format)
     return proto, sizes
 

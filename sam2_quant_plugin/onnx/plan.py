@@ -31,7 +31,7 @@ from .graph import Graph, stored_bytes
 
 PLAN_KEY = "sam2_quant.plan"
 #: Ops whose presence under a quantizer's scope shows the quantizer was lowered (MatMulNBits after folding).
-LOWERED_OPS = ("DequantizeLinear", "MatMulNBits")
+LOWERED_OPS = ("DequantizeLinear", "MatMulNBits", "Cast")  # Cast: .load_fold's weight-only convs
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def quantizer_of(node: onnx.NodeProto, scopes: Mapping[str, QuantizerInfo]) -> Q
 
 
 def lowered(proto: onnx.ModelProto, scopes: Mapping[str, QuantizerInfo]) -> list[QuantizerInfo]:
-    """The quantizers of ``scopes`` that have a DequantizeLinear / MatMulNBits node in the graph."""
+    """The quantizers of ``scopes`` that have a DequantizeLinear / MatMulNBits / Cast node in the graph."""
     seen = {scope_of(n) for n in proto.graph.node if n.op_type in LOWERED_OPS}
     return [q for s, q in scopes.items() if s in seen]
 

@@ -82,6 +82,9 @@ def ort_student(
     return student.eval()
 
 
+#: Ops between stored weight codes and their layer: DequantizeLinear, load_fold's Cast -> Sub -> Mul,
+#: per-group Reshape, transposed weights.
+_DEQUANTIZE_CHAIN = ("DequantizeLinear", "Cast", "Sub", "Mul", "Reshape", "Transpose")
 _WEIGHT_OPS = {"Conv", "MatMul", "Gemm", "ConvTranspose", "MatMulInteger", "ConvInteger"}
 _BITS = {
     onnx.TensorProto.INT8: 8,
@@ -96,8 +99,9 @@ _BITS = {
 def onnx_weight_bits(path: str | Path) -> float:
     """Parameter-weighted mean bits of the Conv/MatMul/Gemm weights of an ONNX graph.
 
-    A weight is an initializer feeding such a node directly (float), through ``DequantizeLinear``
-    (its integer type), or the packed ``B`` of a ``MatMulNBits`` node (its ``bits`` attribute).
+    A weight is an initializer feeding such a node directly (float), through ``DequantizeLinear`` or
+    the ``Cast -> [Sub ->] Mul`` of :mod:`~sam2_quant_plugin.onnx.load_fold` (its integer type), or the
+    packed ``B`` of a ``MatMulNBits`` node (its ``bits`` attribute).
     """
     model = onnx.load(str(path), load_external_data=False)
     inits = {i.name: i for i in model.graph.initializer}
@@ -113,8 +117,9 @@ def onnx_weight_bits(path: str | Path) -> float:
             continue
         name = node.input[1]
         src = producer.get(name)
-        if src is not None and src.op_type == "DequantizeLinear":
+        while src is not None and src.op_type in _DEQUANTIZE_CHAIN:  # back to the stored codes
             name = src.input[0]
+            src = producer.get(name)
         if name in inits and inits[name].data_type in _BITS:
             n = float(np.prod(inits[name].dims))
             total, count = total + _BITS[inits[name].data_type] * n, count + n

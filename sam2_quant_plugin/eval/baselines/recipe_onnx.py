@@ -62,23 +62,14 @@ class RecipeOnnxMethod(Method):
         return fmt, opset
 
     def make_student(self, ctx: BuildContext) -> BuiltStudent:
-        from ...sam2.export import export_backbone
-
         torch_row = self._torch.make_student(ctx)  # prepare + calibrate + freeze
         frozen = torch_row.model
         fmt, opset = self._format(list(quant_state(frozen).plans.values()))
         report = saturation_report(frozen)
         # a measurement, not a deployment: a VNNI-only file is scored on this CPU and says so in the row
         target = "any" if report.safe else "vnni"
-        path = export_backbone(
-            frozen,
-            ctx.work_dir / f"{self.name}.onnx",
-            image_size=ctx.image_size,
-            opset=opset,
-            weight_format=fmt,
-            target_cpu=target,
-        )
-        memory = self._memory_graphs(frozen, ctx, fmt, opset, target)
+        files = self._export(frozen, ctx, fmt, opset, target)
+        path, memory = files.pop("backbone"), files
         if self.fp16:
             from ...onnx.fp16 import to_fp16
 
@@ -95,22 +86,23 @@ class RecipeOnnxMethod(Method):
             memory=memory,
         )
 
-    def _memory_graphs(
+    def _export(
         self, frozen: nn.Module, ctx: BuildContext, fmt: str, opset: int, target: str
     ) -> dict[str, Path]:
-        """Export the memory graphs the recipe targets (none for image-only recipes)."""
-        from ...onnx.export import export_graph
+        """The backbone graph and the memory graphs the recipe targets (none for image-only recipes), from
+        one frozen copy of the model."""
+        from ...onnx.export import export_graphs
         from ...onnx.pipeline import bundle_graphs
-        from ...sam2.export import bundle_memory_specs
+        from ...sam2.export import backbone_spec, bundle_memory_specs
 
-        specs = bundle_memory_specs(ctx.image_size, bundle_graphs(frozen))  # what a bundle would add
-        kw = {"opset": opset, "weight_format": fmt, "target_cpu": target}
-        out = {}
-        for name, spec in specs.items():
-            out[name] = export_graph(frozen, ctx.work_dir / f"{self.name}_{name}.onnx", spec, **kw)  # type: ignore[arg-type]
-        if out:
-            log.info("%s: %s run in onnxruntime inside the video loop", self.name, ", ".join(out))
-        return out
+        work, size = ctx.work_dir, ctx.image_size
+        targets = {"backbone": (work / f"{self.name}.onnx", backbone_spec(size))}
+        memory = bundle_memory_specs(size, bundle_graphs(frozen))  # what a bundle would add
+        targets |= {name: (work / f"{self.name}_{name}.onnx", spec) for name, spec in memory.items()}
+        files = export_graphs(frozen, targets, opset=opset, weight_format=fmt, target_cpu=target)
+        if memory:
+            log.info("%s: %s run in onnxruntime inside the video loop", self.name, ", ".join(memory))
+        return files
 
 
 class RecipeAvx2Method(Method):
