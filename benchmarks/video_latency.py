@@ -1,13 +1,14 @@
 """Per-frame CPU EP cost of SAM 2's video loop as deployed: each recipe's bundle, graph by graph.
 
 For the float model and each recipe (default: `w8a8_video`, `w8a8_video_attn`), exports a bundle with the
-memory graphs (`export_bundle(..., graphs=memory_attention, memory_encoder)`, recipes calibrated on the
-bundled photos and clip), times every graph of every bundle round-robin on onnxruntime's CPU EP at the video
-loop's steady state (7 memory frames and 64 object-pointer tokens: `onnx.timing.example_feeds`), and sums
-one tracked frame: encoder + memory attention + memory encoder + decoder (one object; SAM 2's small torch
-heads are not counted). Also lists the fused ops of each memory-attention graph. Writes results.json +
-results.md into a fresh folder under --out. Fidelity is eval's job (`sam2-quant eval --methods
-float,ours-w8a8-video-ort,... --recipe NAME=PATH`, whose `-ort` rows run these files in the video loop).
+video graphs (`export_bundle(..., graphs=VIDEO_GRAPHS)`: memory attention, memory encoder and the video
+loop's mask decoder; recipes calibrated on the bundled photos and clip), times every graph of every bundle
+round-robin on onnxruntime's CPU EP at the video loop's steady state (7 memory frames, 64 object-pointer
+tokens, no new prompt: `onnx.timing.example_feeds`), and sums one tracked frame: encoder + memory
+attention + memory encoder + mask decoder (one object; SAM 2's prompt encoder and small torch heads are not
+counted). Also lists the fused ops of each memory-attention graph. Writes results.json + results.md into a
+fresh folder under --out. Fidelity is eval's job (`sam2-quant eval --methods float,ours-w8a8-video-ort,...
+--recipe NAME=PATH`, whose `-ort` rows run these files in the video loop).
 
     python benchmarks/video_latency.py --image-size 512 --threads 2 --repeats 10 --out runs/bench-video
 """
@@ -32,10 +33,10 @@ from sam2_quant_plugin.onnx.timing import (
     time_interleaved,
 )
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
-from sam2_quant_plugin.sam2.export import MEMORY_GRAPHS
+from sam2_quant_plugin.sam2.export import VIDEO_GRAPHS
 
 log = logging.getLogger("bench-video")
-FRAME = ("encoder", "memory_attention", "memory_encoder", "decoder")  # one tracked frame, one object
+FRAME = ("encoder", "memory_attention", "memory_encoder", "sam_mask_decoder")  # one tracked frame, one object
 OPS = ("MatMulIntegerToFloat", "QLinearMatMul", "Gemm", "MatMul", "FusedMatMul", "Transpose")
 
 
@@ -50,7 +51,7 @@ def _bundles(run: Path, recipes: list[str], image_size: int, checkpoint: str | N
             calibrate(q, photos, image_size=image_size, progress=False)  # + the bundled clip (memory layers)
             m = freeze(q)
         folder = run / Path(name).stem
-        manifest = export_bundle(m, folder, image_size=image_size, graphs=MEMORY_GRAPHS)
+        manifest = export_bundle(m, folder, image_size=image_size, graphs=VIDEO_GRAPHS)
         files = manifest["files"]
         assert isinstance(files, dict)
         out[Path(name).stem] = {k: folder / v for k, v in files.items()}

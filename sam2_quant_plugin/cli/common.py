@@ -48,9 +48,10 @@ def add_graphs_argument(p: argparse.ArgumentParser, *, extra_help: str = "") -> 
         "--graphs",
         nargs="+",
         default=None,
-        choices=("memory_attention", "memory_encoder"),
+        choices=("memory_attention", "memory_encoder", "sam_mask_decoder"),
         help="also export these video graphs beside encoder + decoder (memory attention is traced with "
-        "real-valued RoPE patched into the export's copy)" + extra_help,
+        "real-valued RoPE patched into the export's copy; sam_mask_decoder: the mask decoder as the video "
+        "loop calls it, so `track` runs it in onnxruntime too)" + extra_help,
     )
 
 

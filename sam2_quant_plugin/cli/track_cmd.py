@@ -1,8 +1,9 @@
 """``sam2-quant track``: follow objects through a clip with an exported bundle.
 
-The bundle's image encoder, memory attention and memory encoder run on onnxruntime inside SAM 2's own video
-predictor (:func:`sam2_quant_plugin.sam2.ort_video.onnx_video_predictor`); the prompt encoder, mask decoder
-and the small heads run in torch from the bundle's float model. Each ``--point`` / ``--box`` on the first
+The bundle's image encoder, memory attention, memory encoder and (exported with ``--graphs sam_mask_decoder``)
+mask decoder run on onnxruntime inside SAM 2's own video predictor
+(:func:`sam2_quant_plugin.sam2.ort_video.onnx_video_predictor`); the prompt encoder and the small heads run in
+torch from the bundle's float model. Each ``--point`` / ``--box`` on the first
 frame is one object. Writes, into a fresh run folder, one label PNG per frame (0 background, object ``i`` as
 ``i``), one overlay JPEG per frame and ``track.json`` (area of every object on every frame, timing).
 """
@@ -30,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--onnx-dir",
         required=True,
-        help="bundle from sam2-quant export --graphs memory_attention memory_encoder",
+        help="bundle from sam2-quant export --graphs memory_attention memory_encoder [sam_mask_decoder] "
+        "(with sam_mask_decoder the mask decoder runs in onnxruntime too)",
     )
     p.add_argument("--video", default=None, help="folder of numbered JPEG frames (default: the bundled clip)")
     p.add_argument("--point", action="append", default=[], help="one object per point X,Y on the first frame")
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.atomic import atomic_write, atomic_write_json
     from ..io.bundle import read_manifest
     from ..io.staging import final_name, new_staged_run_dir, publish_run_dir
+    from ..sam2.export import VIDEO_GRAPHS
     from ..sam2.ort_video import onnx_video_predictor
     from ..sam2.video import default_video_dir, first_frames, video_frames
 
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         hw = (im.height, im.width)
     objects = _prompts(args, hw)
     manifest = read_manifest(args.onnx_dir)
+    on_ort = [g for g in VIDEO_GRAPHS if g in manifest["files"]]
     predictor = onnx_video_predictor(
         args.onnx_dir, checkpoint=args.checkpoint, provider=args.provider, threads=args.threads
     )
@@ -118,8 +122,12 @@ def run(args: argparse.Namespace) -> int:
         "area_fraction": {str(k): v for k, v in sorted(areas.items())},
         "seconds_per_frame": seconds / max(1, len(areas)),
         "provider": args.provider,
-        "onnxruntime": ["image_encoder", "memory_attention", "memory_encoder"],
-        "torch": ["prompt encoder", "mask decoder", "object-pointer and mask heads"],
+        "onnxruntime": ["image_encoder", *on_ort],
+        "torch": [
+            "prompt encoder",
+            *([] if "sam_mask_decoder" in on_ort else ["mask decoder"]),
+            "small heads",
+        ],
         "random_init": bool(manifest["random_init"]),
         "weights": manifest["weights"],
     }

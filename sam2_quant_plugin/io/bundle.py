@@ -31,6 +31,8 @@ GRAPH_KEYS = (
     "memory_encoder",
     "memory_attention_fp16",
     "memory_encoder_fp16",
+    "sam_mask_decoder",
+    "sam_mask_decoder_fp16",
 )
 REEXPORT = "Fix: export the bundle again with `sam2-quant export --out NEW_FOLDER`."
 #: attribute export sets on a model: the photos it was calibrated on (recorded in the manifest)

@@ -55,8 +55,8 @@ def export_bundle(
     """Export the model family's graphs into ``out_dir`` (must not hold a bundle yet); returns the manifest.
 
     SAM 2: ``encoder.onnx`` and ``decoder.onnx`` at ``image_size`` (default: the model's own), plus the
-    graphs its recipe's targets need and ``graphs`` on request (``memory_attention``, ``memory_encoder``;
-    :func:`bundle_graphs`).
+    graphs its recipe's targets need and ``graphs`` on request (``memory_attention``, ``memory_encoder``,
+    ``sam_mask_decoder``; :func:`bundle_graphs`).
 
     ``target_cpu`` says which CPUs the file must be right on: ``'any'`` (default) refuses a model whose fused
     int8 layers could saturate on AVX2-class CPUs; ``'vnni'`` allows it with a warning and says so in the

@@ -20,13 +20,18 @@ STEADY_MEMORY_FRAMES, STEADY_OBJ_PTR_TOKENS = 7, 64
 def example_feeds(path: str | Path, image_size: int) -> dict[str, np.ndarray]:
     """Random inputs for a graph of this package (shapes from the graph; dynamic axes 1, except memory
     attention's, at the steady state of SAM 2.1's video loop: ``memory_tokens`` 7 frames of the current
-    feature map's tokens (``num_maskmem``), ``obj_ptr_tokens`` 64 (16 object pointers of 4 tokens))."""
+    feature map's tokens (``num_maskmem``), ``obj_ptr_tokens`` 64 (16 object pointers of 4 tokens)), and the
+    video mask decoder's ``prompt_tokens`` 2 (a frame without new prompts)."""
     rng = np.random.default_rng(0)
     feeds = {}
     inputs = list(onnx.load(str(path), load_external_data=False).graph.input)
     static = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in inputs}
     frame = static["current"][0] if static.get("current") and static["current"][0] > 0 else 1
-    steady = {"memory_tokens": STEADY_MEMORY_FRAMES * frame, "obj_ptr_tokens": STEADY_OBJ_PTR_TOKENS}
+    steady = {
+        "memory_tokens": STEADY_MEMORY_FRAMES * frame,
+        "obj_ptr_tokens": STEADY_OBJ_PTR_TOKENS,
+        "prompt_tokens": 2,  # a propagated frame: no prompt, SAM's padding point and its pad token
+    }
     for inp in inputs:
         dims = [
             d.dim_value if d.dim_value > 0 else steady.get(d.dim_param, 1)

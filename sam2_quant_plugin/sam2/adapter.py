@@ -118,14 +118,14 @@ class SAM2Adapter:
     def extra_parity(
         self, model: nn.Module, files: Mapping[str, Path], *, optimization: str = "all", **kw: Any
     ) -> dict[str, dict[str, float | int | str]]:
-        """The memory graphs of ``files`` inside SAM 2's video loop vs ``model``
-        (:func:`.parity.video_parity`) on ``kw['video']`` (default: the bundled clip), with its
-        ``max_frames`` and ``threads`` when given; ``{}`` without memory graphs."""
-        from .export import MEMORY_GRAPHS
+        """The video graphs of ``files`` (memory graphs, ``sam_mask_decoder``) inside SAM 2's video loop vs
+        ``model`` (:func:`.parity.video_parity`) on ``kw['video']`` (default: the bundled clip), with its
+        ``max_frames`` and ``threads`` when given; ``{}`` without video graphs."""
+        from .export import VIDEO_GRAPHS
         from .parity import video_parity
         from .video import default_video_dir
 
-        if not any(g in files for g in MEMORY_GRAPHS):
+        if not any(g in files for g in VIDEO_GRAPHS):
             return {}
         clip = kw.get("video") or default_video_dir()
         opts = {k: kw[k] for k in ("max_frames", "threads") if kw.get(k) is not None}

@@ -25,6 +25,8 @@ from .graphs import (
     DECODER_OUTPUTS,
     ENCODER_INPUTS,
     ENCODER_OUTPUTS,
+    MASK_DECODER_INPUTS,
+    MASK_DECODER_OUTPUTS,
     MEMORY_ENCODER_INPUTS,
     MEMORY_ENCODER_OUTPUTS,
     MEMORY_INPUTS,
@@ -32,10 +34,12 @@ from .graphs import (
     BackboneGraph,
     DecoderGraph,
     ImageEncoderGraph,
+    MaskDecoderGraph,
     MemoryAttentionGraph,
     MemoryEncoderGraph,
     decoder_example,
     encoder_example,
+    mask_decoder_example,
     memory_encoder_example,
     memory_example,
 )
@@ -108,8 +112,21 @@ def memory_encoder_spec(image_size: int) -> GraphSpec:
     )
 
 
-#: graphs a bundle holds on request, beside ``encoder`` and ``decoder`` (by file stem)
+def mask_decoder_spec(image_size: int) -> GraphSpec:
+    return GraphSpec(
+        MaskDecoderGraph,
+        lambda m: mask_decoder_example(m, image_size),
+        (MASK_DECODER_INPUTS, MASK_DECODER_OUTPUTS),
+        ("sam_mask_decoder",),
+        {"sparse_prompt_embeddings": {1: "prompt_tokens"}},
+    )
+
+
+#: the memory graphs: a bundle adds them when its recipe quantizes their module (or on request)
 MEMORY_GRAPHS = ("memory_attention", "memory_encoder")
+#: graphs a bundle holds on request, beside ``encoder`` and ``decoder``, by file stem = the ``SAM2Base``
+#: module each runs in the video loop (``sam_mask_decoder``: the video loop's interface to the mask decoder)
+VIDEO_GRAPHS = (*MEMORY_GRAPHS, "sam_mask_decoder")
 
 
 def _memory_attention_real_rope(model: nn.Module) -> nn.Module:
@@ -118,22 +135,19 @@ def _memory_attention_real_rope(model: nn.Module) -> nn.Module:
 
 
 def bundle_memory_specs(image_size: int, names: Sequence[str]) -> dict[str, GraphSpec]:
-    """The memory graphs a bundle was asked for (``MEMORY_GRAPHS``); memory attention is traced with
+    """The video graphs a bundle was asked for (:data:`VIDEO_GRAPHS`); memory attention is traced with
     real-valued RoPE patched into the export's copy, so the caller need not patch its model."""
-    unknown = [n for n in names if n not in MEMORY_GRAPHS]
+    unknown = [n for n in names if n not in VIDEO_GRAPHS]
     if unknown:
-        raise ExportError(
-            f"unknown graph(s) {unknown}; a bundle can add {MEMORY_GRAPHS} to encoder + decoder"
-        )
-    out = {}
-    for name in names:
-        if name == "memory_attention":
-            out[name] = replace(
-                memory_attention_spec(image_size), wrap=_memory_attention_real_rope, check=None
-            )
-        else:
-            out[name] = memory_encoder_spec(image_size)
-    return out
+        raise ExportError(f"unknown graph(s) {unknown}; a bundle can add {VIDEO_GRAPHS} to encoder + decoder")
+    specs = {
+        "memory_attention": lambda: replace(
+            memory_attention_spec(image_size), wrap=_memory_attention_real_rope, check=None
+        ),
+        "memory_encoder": lambda: memory_encoder_spec(image_size),
+        "sam_mask_decoder": lambda: mask_decoder_spec(image_size),
+    }
+    return {name: specs[name]() for name in names}
 
 
 def export_image_encoder(

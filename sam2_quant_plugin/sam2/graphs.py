@@ -12,6 +12,10 @@
   obj_ptrs [P, 1, Cm], obj_ptrs_pos -> conditioned [HW, 1, C]``: the spatial memories of ``M / HW``
   frames and ``P`` object-pointer tokens (``P`` may be 0), as SAM 2.1's video loop builds them (needs
   real-valued RoPE: :func:`sam2_quant_plugin.sam2.rope.patch_real_rope`).
+* :class:`MaskDecoderGraph`: SAM 2's mask decoder as the video loop calls it, before it picks its outputs:
+  ``image_embeddings, image_pe, sparse_prompt_embeddings [1, N, C] (N dynamic), dense_prompt_embeddings,
+  high_res_feats_0, high_res_feats_1 -> masks [1, K, S/4, S/4], iou_pred, mask_tokens_out [1, K, C],
+  object_score_logits`` for all ``K`` mask tokens.
 """
 
 from __future__ import annotations
@@ -29,6 +33,15 @@ MEMORY_INPUTS = ("current", "current_pos", "memory", "memory_pos", "obj_ptrs", "
 MEMORY_OUTPUTS = ("conditioned",)
 MEMORY_ENCODER_INPUTS = ("pix_feat", "mask_for_mem")
 MEMORY_ENCODER_OUTPUTS = ("maskmem_features", "maskmem_pos_enc")
+MASK_DECODER_INPUTS = (
+    "image_embeddings",
+    "image_pe",
+    "sparse_prompt_embeddings",
+    "dense_prompt_embeddings",
+    "high_res_feats_0",
+    "high_res_feats_1",
+)
+MASK_DECODER_OUTPUTS = ("masks", "iou_pred", "mask_tokens_out", "object_score_logits")
 
 
 class ImageEncoderGraph(nn.Module):
@@ -108,6 +121,50 @@ class MemoryEncoderGraph(nn.Module):
     def forward(self, pix_feat: Tensor, mask_for_mem: Tensor) -> tuple[Tensor, Tensor]:
         out = self.model.memory_encoder(pix_feat, mask_for_mem, skip_mask_sigmoid=True)
         return out["vision_features"], out["vision_pos_enc"][0]
+
+
+class MaskDecoderGraph(nn.Module):
+    """``MaskDecoder.predict_masks`` for one prompt batch item (``repeat_image=False``): every mask token's
+    mask, score and output token. Which of them SAM 2 uses (multimask or not, the stability fallback, the
+    object-pointer token) is chosen outside the graph, per call (:class:`.ort_modules.OrtMaskDecoder`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        image_embeddings: Tensor,
+        image_pe: Tensor,
+        sparse_prompt_embeddings: Tensor,
+        dense_prompt_embeddings: Tensor,
+        high_res_feats_0: Tensor,
+        high_res_feats_1: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        masks, iou_pred, tokens, obj = self.model.sam_mask_decoder.predict_masks(
+            image_embeddings=image_embeddings,
+            image_pe=image_pe,
+            sparse_prompt_embeddings=sparse_prompt_embeddings,
+            dense_prompt_embeddings=dense_prompt_embeddings,
+            repeat_image=False,
+            high_res_features=[high_res_feats_0, high_res_feats_1],
+        )
+        return masks, iou_pred, tokens, obj
+
+
+def mask_decoder_example(model: nn.Module, image_size: int, n_tokens: int = 3) -> tuple[Tensor, ...]:
+    """Random :data:`MASK_DECODER_INPUTS` (shapes only): ``n_tokens`` sparse prompt tokens."""
+    d = model.sam_prompt_encoder.embed_dim
+    s16, s8, s4 = image_size // 16, image_size // 8, image_size // 4
+    dec = model.sam_mask_decoder
+    return (
+        torch.randn(1, d, s16, s16),
+        torch.randn(1, d, s16, s16),
+        torch.randn(1, n_tokens, d),
+        torch.randn(1, d, s16, s16),
+        torch.randn(1, dec.conv_s0.out_channels, s4, s4),
+        torch.randn(1, dec.conv_s1.out_channels, s8, s8),
+    )
 
 
 def memory_encoder_example(model: nn.Module, image_size: int) -> tuple[Tensor, Tensor]:

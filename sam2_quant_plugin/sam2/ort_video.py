@@ -1,5 +1,6 @@
-"""SAM 2's video predictor on an exported bundle: the image encoder, memory attention and memory encoder run
-their files on onnxruntime; the prompt encoder, mask decoder and the small heads run in torch.
+"""SAM 2's video predictor on an exported bundle: the image encoder, memory attention, memory encoder and,
+when the bundle has it (``--graphs sam_mask_decoder``), the mask decoder run their files on onnxruntime; the
+prompt encoder and the small heads (object pointers, mask downsampling) run in torch.
 
 The bundle's image encoder graph is the image predictor's (``image -> image_embed, high_res_feats_0,
 high_res_feats_1``), which is the video predictor's ``forward_image`` output up to one known step: the
@@ -22,9 +23,9 @@ from torch import Tensor, nn
 from ..errors import BundleError
 from ..io.bundle import bundle_files, read_manifest, reference_checkpoint, reference_seed
 from ..onnx.runtime import make_session
-from .export import MEMORY_GRAPHS
+from .export import MEMORY_GRAPHS, VIDEO_GRAPHS
 from .graphs import ENCODER_INPUTS, ENCODER_OUTPUTS
-from .ort_modules import MEMORY_DROP_INS, check_inputs, to_numpy, to_torch
+from .ort_modules import VIDEO_DROP_INS, check_inputs, to_numpy, to_torch
 from .video import blank_video_predictor
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,13 @@ def video_predictor_on_files(
     memory_attention: Path,
     memory_encoder: Path,
     *,
+    mask_decoder: Path | None = None,
     provider: str = "cpu",
     threads: int | None = None,
 ) -> Any:
-    """A ``SAM2VideoPredictor`` holding ``model``'s float weights whose encoder, memory attention and memory
-    encoder run the three files on onnxruntime (``provider`` 'cpu' | 'cuda')."""
+    """A ``SAM2VideoPredictor`` holding ``model``'s float weights whose encoder, memory attention, memory
+    encoder and (given ``mask_decoder``) mask decoder run the files on onnxruntime (``provider`` 'cpu' |
+    'cuda')."""
     if not getattr(model, "use_high_res_features_in_sam", False):
         raise BundleError("the encoder graph carries high-resolution features: this config does not use them")
     vp: Any = blank_video_predictor(model)  # SAM2VideoPredictor (untyped)
@@ -85,8 +88,11 @@ def video_predictor_on_files(
     vp.ort_forward_image = ort_image  # registered, so the predictor lists it
     object.__setattr__(vp, "forward_image", ort_image)  # the instance attribute shadows SAM2Base's method
     vp.image_encoder = nn.Identity()  # never called: forward_image is the file
-    for name, path in (("memory_attention", memory_attention), ("memory_encoder", memory_encoder)):
-        setattr(vp, name, MEMORY_DROP_INS[name](session(path)))
+    files = {"memory_attention": memory_attention, "memory_encoder": memory_encoder}
+    if mask_decoder is not None:
+        files["sam_mask_decoder"] = mask_decoder
+    for name, path in files.items():
+        setattr(vp, name, VIDEO_DROP_INS[name](session(path), getattr(vp, name)))
     return vp.eval()
 
 
@@ -98,8 +104,8 @@ def onnx_video_predictor(
     threads: int | None = None,
 ) -> Any:
     """SAM 2's video predictor on a bundle written by ``sam2-quant export --graphs memory_attention
-    memory_encoder``: use it as ``SAM2VideoPredictor`` (``init_state``, ``add_new_points_or_box``,
-    ``propagate_in_video``).
+    memory_encoder [sam_mask_decoder]``: use it as ``SAM2VideoPredictor`` (``init_state``,
+    ``add_new_points_or_box``, ``propagate_in_video``).
 
     The float model for the torch parts is rebuilt from the manifest: ``checkpoint`` names the file when the
     bundle was exported from one (its path in the manifest is a label, never opened).
@@ -114,7 +120,8 @@ def onnx_video_predictor(
             f"bundle {d} has no {' / '.join(missing)} graph (files: {sorted(manifest['files'])}). Fix: "
             "export it with --graphs memory_attention memory_encoder."
         )
-    files = bundle_files(d, manifest, ["encoder", *MEMORY_GRAPHS])
+    present = [g for g in VIDEO_GRAPHS if g in manifest["files"]]
+    files = bundle_files(d, manifest, ["encoder", *present])
     if manifest.get("family", "sam2") != "sam2":
         raise BundleError(f"bundle {d} holds a {manifest['family']!r} model, not SAM 2")
     model = build_sam2_model(
@@ -124,7 +131,7 @@ def onnx_video_predictor(
         seed=reference_seed(manifest),
     )
     targets = set((manifest.get("recipe_spec") or {}).get("targets") or ())
-    torch_side = sorted(targets - {"image_encoder", *MEMORY_GRAPHS})
+    torch_side = sorted(targets - {"image_encoder", *present})
     if torch_side:
         log.warning(
             "recipe %r also quantizes %s; the video predictor runs those modules in torch at float precision",
@@ -140,6 +147,7 @@ def onnx_video_predictor(
         files["encoder"],
         files["memory_attention"],
         files["memory_encoder"],
+        mask_decoder=files.get("sam_mask_decoder"),
         provider=provider,
         threads=threads,
     )

@@ -104,20 +104,20 @@ def video_parity(
     optimization: str = "all",
     threads: int | None = None,
 ) -> dict[str, float | int | str]:
-    """SAM 2's video loop with a bundle's memory graphs in onnxruntime vs the same loop in torch.
+    """SAM 2's video loop with a bundle's video graphs in onnxruntime vs the same loop in torch.
 
     Both loops run ``model``'s own modules (fake-quant included) in SAM 2's video predictor; the
-    onnxruntime one swaps memory attention and/or the memory encoder (whichever ``files`` holds) for
-    drop-ins running those files (:mod:`.ort_modules`), so the check covers the graphs as the video loop
-    calls them: object-pointer tokens, growing memory. ``n_per_side``^2 objects are prompted on frame 0 of
-    the first ``max_frames`` frames. ``video_j``: mean per-frame mask IoU after the prompt frame.
+    onnxruntime one swaps memory attention, the memory encoder and the mask decoder (whichever ``files``
+    holds) for drop-ins running those files (:mod:`.ort_modules`), so the check covers the graphs as the
+    video loop calls them: object-pointer tokens, growing memory. ``n_per_side``^2 objects are prompted on
+    frame 0 of the first ``max_frames`` frames. ``video_j``: mean per-frame mask IoU after the prompt frame.
     """
-    from .ort_modules import MEMORY_DROP_INS
+    from .ort_modules import VIDEO_DROP_INS
     from .video import first_frame_points, first_frames, propagate, sharing_video_predictor
 
-    graphs = [g for g in MEMORY_DROP_INS if g in files]
+    graphs = [g for g in VIDEO_DROP_INS if g in files]
     if not graphs:
-        raise ValueError(f"no memory graph among {sorted(files)}: nothing runs in the video loop")
+        raise ValueError(f"no video graph among {sorted(files)}: nothing runs in the video loop")
     model = model.eval()
     with tempfile.TemporaryDirectory(prefix="sam2_quant_video_parity_") as tmp:
         clip = first_frames(video_dir, max_frames, Path(tmp))
@@ -126,7 +126,7 @@ def video_parity(
         vp = sharing_video_predictor(model)
         for g in graphs:
             sess = make_session(files[g], provider, threads, optimization=optimization)
-            setattr(vp, g, MEMORY_DROP_INS[g](sess))
+            setattr(vp, g, VIDEO_DROP_INS[g](sess, getattr(vp, g)))
         got = propagate(vp, clip, points)
     per_frame = [mask_iou(a, b) for a, b in zip(got, ref)]
     later = [r.mean_iou for r in per_frame[1:] if not np.isnan(r.mean_iou)]
@@ -139,6 +139,7 @@ def video_parity(
         "n_objects": len(points),
         "memory_attention_calls": getattr(vp.memory_attention, "calls", 0),
         "max_obj_ptr_tokens": getattr(vp.memory_attention, "max_obj_ptr_tokens", 0),
+        "mask_decoder_calls": getattr(vp.sam_mask_decoder, "calls", 0),
     }
     log.info("video parity (%s): %s", optimization, fmt_result(result))
     return result

@@ -1,5 +1,5 @@
-"""SAM 2's video loop on exported files: the backbone, memory-attention and memory-encoder graphs run in
-onnxruntime inside ``SAM2VideoPredictor`` (object pointers included) and match the torch model."""
+"""SAM 2's video loop on exported files: the backbone, memory-attention, memory-encoder and mask-decoder
+graphs run in onnxruntime inside ``SAM2VideoPredictor`` (object pointers included) and match torch."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sam2_quant_plugin.eval.video import build_video_reference, default_video_di
 from sam2_quant_plugin.onnx import make_session
 from sam2_quant_plugin.onnx.export import export_graph
 from sam2_quant_plugin.sam2.export import backbone_spec, bundle_memory_specs
-from sam2_quant_plugin.sam2.ort_modules import OrtMemoryAttention, OrtMemoryEncoder
+from sam2_quant_plugin.sam2.ort_modules import OrtMaskDecoder, OrtMemoryAttention, OrtMemoryEncoder
 from tests.conftest import SMALL as S
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnx]
@@ -88,3 +88,40 @@ def test_a_file_with_other_inputs_is_refused_with_the_fix(tmp_path) -> None:  # 
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(BundleError, match=r"re-export it .*--graphs memory_attention"):
         OrtMemoryAttention(make_session(path))
+
+
+@pytest.mark.parametrize("multimask", [True, False])
+def test_mask_decoder_drop_in_equals_sam2s_decoder(tiny_sam2, tmp_path, multimask) -> None:  # type: ignore[no-untyped-def]
+    """SAM 2's call (batch of 2 objects, 2 or 5 prompt tokens, one image repeated or one per object) gives
+    the torch decoder's masks, scores, pointer tokens and object scores, whichever outputs it selects."""
+    from sam2_quant_plugin.sam2.graphs import mask_decoder_example
+
+    model = copy.deepcopy(tiny_sam2).eval()
+    spec = bundle_memory_specs(S, ["sam_mask_decoder"])["sam_mask_decoder"]
+    drop_in = OrtMaskDecoder(
+        make_session(export_graph(model, tmp_path / "d.onnx", spec)), model.sam_mask_decoder
+    )
+    torch.manual_seed(0)
+    image, _, _, dense, hr0, hr1 = mask_decoder_example(model, S)
+    pe = model.sam_prompt_encoder.get_dense_pe()
+    for n_tokens, repeat in ((2, True), (5, False)):
+        sparse = torch.randn(2, n_tokens, image.shape[1])
+        batch = 1 if repeat else 2
+        kw = {
+            "image_embeddings": image.expand(batch, -1, -1, -1),
+            "image_pe": pe,
+            "sparse_prompt_embeddings": sparse,
+            "dense_prompt_embeddings": dense.expand(2, -1, -1, -1),
+            "multimask_output": multimask,
+            "repeat_image": repeat,
+            "high_res_features": [hr0.expand(batch, -1, -1, -1), hr1.expand(batch, -1, -1, -1)],
+        }
+        with torch.no_grad():
+            ref = model.sam_mask_decoder(**kw)
+        got = drop_in(**kw)
+        for name, a, b in zip(("masks", "iou", "pointer tokens", "object scores"), got, ref):
+            assert a.shape == b.shape, name
+            assert float((a - b).abs().max()) < 1e-3, name
+    assert drop_in.calls == 2
+    with pytest.raises(ValueError, match="needs the MaskDecoder"):
+        OrtMaskDecoder(drop_in.session)

@@ -20,7 +20,7 @@ from sam2_quant_plugin.errors import BundleError
 from sam2_quant_plugin.eval.metrics import mask_iou
 from sam2_quant_plugin.eval.video import make_video_predictor
 from sam2_quant_plugin.onnx.pipeline import export_bundle
-from sam2_quant_plugin.sam2.ort_modules import OrtMemoryAttention
+from sam2_quant_plugin.sam2.ort_modules import OrtMaskDecoder, OrtMemoryAttention
 from sam2_quant_plugin.sam2.ort_video import OrtForwardImage, onnx_video_predictor
 from sam2_quant_plugin.sam2.video import default_video_dir, first_frame_points, first_frames, propagate
 from tests.conftest import SMALL as S
@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.onnx]
 @pytest.fixture(scope="module")
 def bundle(tiny_sam2: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("video") / "bundle"
-    export_bundle(copy.deepcopy(tiny_sam2), out, image_size=S, graphs=("memory_attention", "memory_encoder"))
+    graphs = ("memory_attention", "memory_encoder", "sam_mask_decoder")
+    export_bundle(copy.deepcopy(tiny_sam2), out, image_size=S, graphs=graphs)
     return out
 
 
@@ -47,6 +48,21 @@ def test_onnx_video_predictor_matches_the_torch_video_loop(tiny_sam2, bundle, tm
     assert min(ious) > 0.99, ious  # float files: the encoder file (no-memory embedding taken back off) too
     assert isinstance(vp.memory_attention, OrtMemoryAttention)
     assert vp.memory_attention.max_obj_ptr_tokens > 0
+    assert isinstance(vp.sam_mask_decoder, OrtMaskDecoder)
+    assert vp.sam_mask_decoder.calls >= 5  # the prompts and every propagated frame went through the file
+
+
+def test_without_the_mask_decoder_graph_the_decoder_runs_in_torch(bundle, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sam2.modeling.sam.mask_decoder import MaskDecoder
+
+    no_decoder = tmp_path / "no_decoder"
+    shutil.copytree(bundle, no_decoder)
+    manifest = json.loads((no_decoder / "manifest.json").read_text())
+    (no_decoder / manifest["files"].pop("sam_mask_decoder")).unlink()
+    (no_decoder / "manifest.json").write_text(json.dumps(manifest))
+    vp = onnx_video_predictor(no_decoder)
+    assert isinstance(vp.sam_mask_decoder, MaskDecoder)
+    assert isinstance(vp.memory_attention, OrtMemoryAttention)
 
 
 def test_a_bundle_without_memory_graphs_names_the_export_flag(bundle, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -73,6 +89,12 @@ def test_track_writes_masks_overlays_and_a_record(bundle, tmp_path, caplog) -> N
     assert record["frames"] == 3
     assert len(record["objects"]) == 2
     assert record["random_init"] is True
+    assert record["onnxruntime"] == [
+        "image_encoder",
+        "memory_attention",
+        "memory_encoder",
+        "sam_mask_decoder",
+    ]
     masks = sorted((runs[0] / "masks").glob("*.png"))
     clip = [f.stem for f in sorted(default_video_dir().glob("*.jpg"))]
     assert [m.stem for m in masks] == clip[:3]  # named after the clip's own frames

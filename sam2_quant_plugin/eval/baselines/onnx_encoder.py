@@ -19,7 +19,7 @@ from torch import nn
 
 from ...onnx.runtime import make_session
 from ...sam2.graphs import ENCODER_INPUTS
-from ...sam2.ort_modules import MEMORY_DROP_INS, OrtImageEncoder
+from ...sam2.ort_modules import VIDEO_DROP_INS, OrtImageEncoder
 from .base import BuiltStudent
 
 log = logging.getLogger(__name__)
@@ -63,12 +63,16 @@ def ort_student(
     memory: dict[str, ort.InferenceSession] | None = None,
 ) -> nn.Module:
     """A copy of ``teacher`` whose image encoder runs in ``session`` and each module named in ``memory``
-    (``memory_attention``, ``memory_encoder``) in its session; the rest stays torch float."""
-    unknown = sorted(set(memory or {}) - set(MEMORY_DROP_INS))
+    (``memory_attention``, ``memory_encoder``, ``sam_mask_decoder``) in its session; the rest stays torch
+    float."""
+    unknown = sorted(set(memory or {}) - set(VIDEO_DROP_INS))
     if unknown:
-        raise ValueError(f"no onnxruntime drop-in for {unknown}; known: {sorted(MEMORY_DROP_INS)}")
+        raise ValueError(f"no onnxruntime drop-in for {unknown}; known: {sorted(VIDEO_DROP_INS)}")
     pe = copy.deepcopy(teacher.image_encoder.neck.position_encoding)
-    dropped = {name: getattr(teacher, name) for name in ("image_encoder", *(memory or {}))}
+    keep = {n for n, cls in VIDEO_DROP_INS.items() if getattr(cls, "reads_replaced", False)}
+    dropped = {
+        name: getattr(teacher, name) for name in ("image_encoder", *(memory or {})) if name not in keep
+    }
     for name in dropped:  # do not deep-copy float modules only to replace them
         setattr(teacher, name, nn.Identity())
     try:
@@ -78,7 +82,7 @@ def ort_student(
             setattr(teacher, name, mod)
     student.image_encoder = OrtImageEncoder(session, pe)
     for name, sess in (memory or {}).items():
-        setattr(student, name, MEMORY_DROP_INS[name](sess))
+        setattr(student, name, VIDEO_DROP_INS[name](sess, getattr(student, name)))
     return student.eval()
 
 
