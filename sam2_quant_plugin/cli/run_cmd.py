@@ -185,6 +185,8 @@ def _graphs_flag(args: argparse.Namespace) -> str:
 
 
 def _onnx_markdown(o: dict) -> list[str]:
+    from ..onnx.audit import format_kernels
+
     m = o["manifest"]
     sizes = [f"{ONNX_DIR}/{name} {m['bytes'][k] / 1e6:.1f} MB" for k, name in m["files"].items()]
     avx2 = o["avx2_vs_torch_fake_quant"]
@@ -216,6 +218,8 @@ def _onnx_markdown(o: dict) -> list[str]:
             else " (emulated with the exact kernel model, sam2_quant_plugin.int8)"
         ),
         f"- file made for: target_cpu={o['manifest'].get('target_cpu', 'any')}",
+        "- MatMul/Conv nodes by onnxruntime CPU EP kernel (this CPU; float includes attention products): "
+        + "; ".join(f"{name} {format_kernels(k)}" for name, k in o.get("kernels", {}).items()),
     ]
     if o.get("parity_failures"):
         out += ["", "**DEPLOYED FILE OFF FROM FAKE-QUANT:**", *[f"- {f}" for f in o["parity_failures"]]]

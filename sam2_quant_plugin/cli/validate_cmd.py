@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.photos import reference_photos, reference_video
     from ..models.adapter import hook
     from ..models.registry import get_adapter
+    from ..onnx.audit import runtime_kernels
     from ..onnx.parity import THRESHOLDS, failed_checks
     from ..onnx.pipeline import read_manifest
     from ..onnx.runtime import PROVIDERS, available_eps, missing_provider_message
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     report["missing_providers"] = [m for p in PROVIDERS if (m := missing_provider_message(p))]
     for msg in report["missing_providers"]:
         log.warning("%s: latency is reported for the available providers only", msg)
+    report["kernels"] = {key: runtime_kernels(path) for key, path in files.items()}  # CPU EP, this CPU
     report["latency_ms"] = {  # the bundle's graphs timed round-robin, as bench times its variants
         ep: time_interleaved(files, size, provider=ep, threads=args.threads, repeats=args.repeats, warmup=3)
         for ep in available_eps()
@@ -154,6 +156,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+KERNELS_NOTE = (
+    "MatMul/Conv nodes by kernel (onnxruntime CPU EP, all optimizations, this CPU): int8 = integer kernels "
+    "(MatMulIntegerToFloat, QLinearMatMul, QLinearConv); nbits = MatMulNBits (onnxruntime rewrites "
+    "weight-only DequantizeLinear -> MatMul into it: int8 activations per block, "
+    "session.qdq_matmulnbits_accuracy_level 4); float = float MatMul / Gemm / Conv (attention products "
+    "included; weight-only convs: "
+    "int8 codes folded to float at load); dq_left = DequantizeLinear nodes left unfused."
+)
+
+
 def _fresh(path: Path) -> Path:
     i = 2
     out = path
@@ -164,6 +176,8 @@ def _fresh(path: Path) -> Path:
 
 
 def _markdown(r: dict) -> str:  # type: ignore[type-arg]
+    from ..onnx.audit import format_kernels
+
     m = r["manifest"]
     lines = [f"# ONNX validation: {r['onnx_dir']}", ""]
     if m.get("random_init"):
@@ -185,13 +199,19 @@ def _markdown(r: dict) -> str:  # type: ignore[type-arg]
     lines += [
         "",
         *md_table(
-            ["graph", "MB", *(f"{ep} median ms" for ep in eps)],
+            ["graph", "MB", *(f"{ep} median ms" for ep in eps), "CPU EP MatMul/Conv nodes by kernel"],
             [
-                [key, f"{nbytes / 1e6:.2f}", *(f"{r['latency_ms'][ep][key]['median_ms']:.1f}" for ep in eps)]
+                [
+                    key,
+                    f"{nbytes / 1e6:.2f}",
+                    *(f"{r['latency_ms'][ep][key]['median_ms']:.1f}" for ep in eps),
+                    format_kernels(r["kernels"][key]),
+                ]
                 for key, nbytes in m["bytes"].items()
             ],
         ),
     ]
+    lines += ["", KERNELS_NOTE]
     nan = float("nan")
     lines += [
         "",

@@ -46,6 +46,31 @@ def optimized_op_histogram(path: str | Path, optimized_path: str | Path) -> dict
     return op_histogram(onnx.load(str(optimized_path)))
 
 
+#: What the CPU EP runs, by kernel family: integer kernels, weight-only low-bit kernels (onnxruntime rewrites
+#: weight-only DequantizeLinear -> MatMul into MatMulNBits itself), float layers, DequantizeLinear left over.
+KERNEL_FAMILIES = {
+    "int8": ("MatMulIntegerToFloat", "QLinearMatMul", "QLinearConv", "MatMulInteger", "ConvInteger", "QGemm"),
+    "nbits": ("MatMulNBits",),
+    "float": ("MatMul", "FusedMatMul", "Gemm", "FusedGemm", "Conv", "FusedConv", "ConvTranspose"),
+    "dq_left": ("DequantizeLinear",),  # a layer dequantized to float instead of run on an integer kernel
+}
+
+
+def runtime_kernels(path: str | Path) -> dict[str, int]:
+    """How many layers onnxruntime's CPU EP runs on each :data:`KERNEL_FAMILIES` kernel, after all its
+    optimizations (on this CPU), for the graph at ``path``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="sam2_quant_kernels_") as tmp:
+        hist = optimized_op_histogram(path, Path(tmp) / "optimized.onnx")
+    return {family: sum(hist.get(op, 0) for op in ops) for family, ops in KERNEL_FAMILIES.items()}
+
+
+def format_kernels(kernels: dict[str, int]) -> str:
+    """``{"int8": 51, "nbits": 0, "float": 9, "dq_left": 0}`` -> ``"int8 51, float 9"`` (zeros left out)."""
+    return ", ".join(f"{k} {v}" for k, v in kernels.items() if v) or "none"
+
+
 def _folded(hist: dict[str, int]) -> Counter[str]:
     """``hist`` with MatMulNBits counted as the MatMul it replaces."""
     out = Counter(hist)

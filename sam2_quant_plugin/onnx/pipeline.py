@@ -24,6 +24,7 @@ from ..io.bundle import read_manifest as read_manifest  # the schema-checked rea
 from ..io.staging import staged_output
 from ..models.adapter import hook
 from ..models.registry import adapter_for
+from .audit import runtime_kernels
 from .export import (
     FLOAT_INT8_NOTE,
     check_export_options,
@@ -203,6 +204,7 @@ def export_and_validate(
             ready_for_export(model), images, image_size=size, points_per_side=pps
         ),
         "vs_torch_float_fused": ort_vs(float_model, "all"),
+        "kernels": {k: runtime_kernels(p) for k, p in files.items()},  # what the CPU EP runs, this CPU
         # the graphs parity does not run (SAM 2: memory graphs inside its video loop), fused, vs fake-quant
         "extra_vs_torch_fake_quant_fused": extra(model, files, optimization="all", **(extra_kw or {}))
         if extra is not None

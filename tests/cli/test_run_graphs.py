@@ -45,6 +45,14 @@ def test_run_with_a_video_recipe_exports_the_memory_graphs(tmp_path: Path) -> No
     assert video["max_obj_ptr_tokens"] > 0
     assert f"video J {video['video_j']:.4f}" in md
     assert not report["onnx"]["parity_failures"]
+    # what onnxruntime runs: every W8A8 Linear of the encoder and memory graphs on an int8 kernel, the
+    # weight-only convs as float convs (weights folded at load), no Q/DQ of a weight left
+    kernels = report["onnx"]["kernels"]
+    assert kernels["memory_attention"]["int8"] == 40
+    assert kernels["memory_encoder"]["int8"] == 4
+    assert kernels["memory_encoder"]["float"] > 0
+    assert kernels["encoder"]["int8"] > 0
+    assert "memory_attention int8 40" in md
 
 
 def test_run_graphs_without_export_exits_2_before_any_work(

@@ -138,3 +138,17 @@ def test_tiny_net_ours_vs_onnxruntime_rtn(tmp_path) -> None:  # type: ignore[no-
     assert a_ours.missing == {}
     assert a_ours.same_structure, a_ours.extra_nodes
     assert matmulnbits_configs(ref) == {}
+
+
+def test_runtime_kernels_counts_what_onnxruntime_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """TinyNet with a weight-only conv stem, two W+A Linears and a weight-only head."""
+    from sam2_quant_plugin.onnx.audit import format_kernels, runtime_kernels
+    from sam2_quant_plugin.onnx.export import export_module
+    from tests.onnx._models import example, frozen, mixed_recipe
+
+    path = export_module(
+        frozen(mixed_recipe()), (example(),), tmp_path / "m.onnx", input_names=("x",), output_names=("y",)
+    )
+    kernels = runtime_kernels(path)
+    assert kernels == {"int8": 2, "nbits": 1, "float": 1, "dq_left": 0}, kernels
+    assert format_kernels(kernels) == "int8 2, nbits 1, float 1"
