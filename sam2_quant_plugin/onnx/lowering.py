@@ -3,7 +3,9 @@
 The exporter writes every fake-quantized weight as ``W(float) -> QuantizeLinear -> [Clip] ->
 DequantizeLinear [-> Transpose]``. Folding replaces that chain by ``W(int8 | int4) -> DequantizeLinear``
 (the Transpose applied to the codes, the axis moved with it): a file 4x (int8) or ~8x (int4) smaller for
-those weights, and the form onnxruntime's CPU EP fuses into int8 kernels. Which chains are folded, and
+those weights, and the form onnxruntime's CPU EP fuses into int8 kernels. Weight-only conv weights, which no
+integer kernel takes, are then written as ``codes -> Cast -> Mul(scale)`` (:mod:`.load_fold`): onnxruntime
+folds those to float at session load instead of dequantizing at every call. Which chains are folded, and
 their ranges and bits, come from the plan export hands in (:func:`.plan.plan_scopes`); the graph's own
 range (Clip bounds, code type) is only checked against it.
 """
