@@ -16,11 +16,11 @@ import argparse
 import json
 import logging
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 from sam2_quant_plugin import calibrate, freeze, prepare_qat
@@ -28,8 +28,10 @@ from sam2_quant_plugin.io.atomic import new_run_dir
 from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.onnx.graph import Graph
 from sam2_quant_plugin.onnx.pipeline import export_bundle
+from sam2_quant_plugin.onnx.runtime import make_session
 from sam2_quant_plugin.onnx.timing import environment, example_feeds, time_interleaved
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
+from sam2_quant_plugin.timer import interleaved_seconds
 
 log = logging.getLogger("bench-conv")
 GRAPHS = ("encoder", "memory_encoder")
@@ -74,29 +76,24 @@ def as_dequantize(src: Path, dst: Path) -> int:
 def profile(
     paths: dict[str, Path], image_size: int, threads: int, repeats: int
 ) -> dict[str, dict[str, float]]:
-    """Kernel milliseconds per run (onnxruntime's profiler), the graphs run round-robin."""
-    sessions = {}
-    for key, path in paths.items():
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.enable_profiling, so.log_severity_level = threads, True, 3
-        so.profile_file_prefix = str(path.with_suffix("")) + "_profile"
-        sessions[key] = (
-            ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]),
-            example_feeds(path, image_size),
-        )
-    for _ in range(2):
-        for sess, feeds in sessions.values():
-            sess.run(None, feeds)
-    for _ in range(repeats):
-        for sess, feeds in sessions.values():
-            sess.run(None, feeds)
+    """Kernel milliseconds per run (onnxruntime's profiler, warm-up runs included), the graphs run
+    round-robin."""
+    sessions = {
+        key: make_session(path, "cpu", threads, profile_prefix=str(path.with_suffix("")) + "_profile")
+        for key, path in paths.items()
+    }
+    calls = {
+        key: partial(sess.run, None, example_feeds(paths[key], image_size)) for key, sess in sessions.items()
+    }
+    warmup = 2
+    interleaved_seconds(calls, repeats=repeats, warmup=warmup)
     out = {}
-    for key, (sess, _) in sessions.items():
+    for key, sess in sessions.items():
         by_op: Counter[str] = Counter()
         for e in json.loads(Path(sess.end_profiling()).read_text()):
             if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
                 by_op[e["args"]["op_name"]] += e["dur"]
-        runs = repeats + 2
+        runs = repeats + warmup
         out[key] = {
             "all_kernels_ms": sum(by_op.values()) / runs / 1e3,
             "conv_kernels_ms": sum(by_op[o] for o in CONV_OPS) / runs / 1e3,

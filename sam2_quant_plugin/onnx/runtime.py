@@ -60,6 +60,7 @@ def make_session(
     *,
     optimization: str = "all",
     optimized_model_path: str | Path | None = None,
+    profile_prefix: str | Path | None = None,
 ) -> ort.InferenceSession:
     """An ``InferenceSession`` for ``path`` (an ONNX file, or a serialized model) on ``provider``.
 
@@ -67,7 +68,8 @@ def make_session(
     thread count (None: :func:`default_threads`, which is onnxruntime's default unless
     :func:`set_default_threads` set one). ``optimization`` is one of :data:`OPT_LEVELS`
     ('disable' runs Q/DQ as written: simulated quantization; 'all' lets the CPU EP fuse them into int8
-    kernels). ``optimized_model_path`` saves the graph after optimization (to inspect the fused nodes).
+    kernels). ``optimized_model_path`` saves the graph after optimization (to inspect the fused nodes);
+    ``profile_prefix`` turns on onnxruntime's profiler (``session.end_profiling()`` returns its JSON file).
     """
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {sorted(PROVIDERS)}, got {provider!r}")
@@ -86,6 +88,8 @@ def make_session(
         so.inter_op_num_threads = 1
     if optimized_model_path is not None:
         so.optimized_model_filepath = str(optimized_model_path)
+    if profile_prefix is not None:
+        so.enable_profiling, so.profile_file_prefix = True, str(profile_prefix)
     providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
     try:
         model = path if isinstance(path, bytes) else str(path)

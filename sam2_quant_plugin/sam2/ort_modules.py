@@ -18,6 +18,7 @@ item: the files are exported for batch 1. Each takes ``(session, replaced)``: th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -204,10 +205,24 @@ class OrtMaskDecoder(nn.Module):
         return masks, iou_pred, pointer_tokens, obj
 
 
-#: the drop-in for each video graph, by the ``SAM2Base`` attribute it replaces (= the graph's file stem);
-#: each is built as ``VIDEO_DROP_INS[name](session, getattr(model, name))``
+#: the drop-in for each video graph, by the ``SAM2Base`` attribute it replaces (= the graph's file stem)
 VIDEO_DROP_INS: dict[str, type[nn.Module]] = {
     "memory_attention": OrtMemoryAttention,
     "memory_encoder": OrtMemoryEncoder,
     "sam_mask_decoder": OrtMaskDecoder,
 }
+
+
+def check_drop_in_names(names: Iterable[str]) -> None:
+    """A ``ValueError`` naming every one of ``names`` that has no drop-in in :data:`VIDEO_DROP_INS`."""
+    unknown = sorted(set(names) - set(VIDEO_DROP_INS))
+    if unknown:
+        raise ValueError(f"no onnxruntime drop-in for {unknown}; known: {sorted(VIDEO_DROP_INS)}")
+
+
+def install_drop_ins(model: nn.Module, sessions: Mapping[str, ort.InferenceSession]) -> None:
+    """Replace each ``model.<name>`` of ``sessions`` by its drop-in running that session (in place); the
+    drop-in gets the module it replaces. An unknown name is a ``ValueError`` before anything is replaced."""
+    check_drop_in_names(sessions)
+    for name, session in sessions.items():
+        setattr(model, name, VIDEO_DROP_INS[name](session, getattr(model, name)))

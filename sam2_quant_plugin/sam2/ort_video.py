@@ -25,7 +25,7 @@ from ..io.bundle import bundle_files, read_manifest, reference_checkpoint, refer
 from ..onnx.runtime import make_session
 from .export import MEMORY_GRAPHS, VIDEO_GRAPHS
 from .graphs import ENCODER_INPUTS, ENCODER_OUTPUTS
-from .ort_modules import VIDEO_DROP_INS, check_inputs, to_numpy, to_torch
+from .ort_modules import check_inputs, install_drop_ins, to_numpy, to_torch
 from .video import blank_video_predictor
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,7 @@ def video_predictor_on_files(
     files = {"memory_attention": memory_attention, "memory_encoder": memory_encoder}
     if mask_decoder is not None:
         files["sam_mask_decoder"] = mask_decoder
-    for name, path in files.items():
-        setattr(vp, name, VIDEO_DROP_INS[name](session(path), getattr(vp, name)))
+    install_drop_ins(vp, {name: session(path) for name, path in files.items()})
     return vp.eval()
 
 

@@ -112,7 +112,7 @@ def video_parity(
     video loop calls them: object-pointer tokens, growing memory. ``n_per_side``^2 objects are prompted on
     frame 0 of the first ``max_frames`` frames. ``video_j``: mean per-frame mask IoU after the prompt frame.
     """
-    from .ort_modules import VIDEO_DROP_INS
+    from .ort_modules import VIDEO_DROP_INS, install_drop_ins
     from .video import first_frame_points, first_frames, propagate, sharing_video_predictor
 
     graphs = [g for g in VIDEO_DROP_INS if g in files]
@@ -124,9 +124,9 @@ def video_parity(
         points, _ = first_frame_points(clip, n_per_side)
         ref = propagate(sharing_video_predictor(model), clip, points)
         vp = sharing_video_predictor(model)
-        for g in graphs:
-            sess = make_session(files[g], provider, threads, optimization=optimization)
-            setattr(vp, g, VIDEO_DROP_INS[g](sess, getattr(vp, g)))
+        install_drop_ins(
+            vp, {g: make_session(files[g], provider, threads, optimization=optimization) for g in graphs}
+        )
         got = propagate(vp, clip, points)
     per_frame = [mask_iou(a, b) for a, b in zip(got, ref)]
     later = [r.mean_iou for r in per_frame[1:] if not np.isnan(r.mean_iou)]

@@ -19,7 +19,12 @@ from torch import nn
 
 from ...onnx.runtime import make_session
 from ...sam2.graphs import ENCODER_INPUTS
-from ...sam2.ort_modules import VIDEO_DROP_INS, OrtImageEncoder
+from ...sam2.ort_modules import (
+    VIDEO_DROP_INS,
+    OrtImageEncoder,
+    check_drop_in_names,
+    install_drop_ins,
+)
 from .base import BuiltStudent
 
 log = logging.getLogger(__name__)
@@ -65,9 +70,7 @@ def ort_student(
     """A copy of ``teacher`` whose image encoder runs in ``session`` and each module named in ``memory``
     (``memory_attention``, ``memory_encoder``, ``sam_mask_decoder``) in its session; the rest stays torch
     float."""
-    unknown = sorted(set(memory or {}) - set(VIDEO_DROP_INS))
-    if unknown:
-        raise ValueError(f"no onnxruntime drop-in for {unknown}; known: {sorted(VIDEO_DROP_INS)}")
+    check_drop_in_names(memory or {})  # before the teacher's modules are swapped out below
     pe = copy.deepcopy(teacher.image_encoder.neck.position_encoding)
     keep = {n for n, cls in VIDEO_DROP_INS.items() if getattr(cls, "reads_replaced", False)}
     dropped = {
@@ -81,8 +84,7 @@ def ort_student(
         for name, mod in dropped.items():
             setattr(teacher, name, mod)
     student.image_encoder = OrtImageEncoder(session, pe)
-    for name, sess in (memory or {}).items():
-        setattr(student, name, VIDEO_DROP_INS[name](sess, getattr(student, name)))
+    install_drop_ins(student, memory or {})
     return student.eval()
 
 
