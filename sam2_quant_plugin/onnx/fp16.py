@@ -21,7 +21,7 @@ from onnx import numpy_helper
 from ..errors import ExportError
 from ..io.atomic import atomic_write
 from .graph import Graph
-from .load_fold import unfold
+from .load_fold import LOAD_FOLD_OPS
 
 log = logging.getLogger(__name__)
 
@@ -37,25 +37,38 @@ def _dequantize(codes: np.ndarray, scale: np.ndarray, zp: np.ndarray | None, axi
     return ((codes.astype(np.float32) - z) * scale.astype(np.float32).reshape(shape)).astype(np.float32)
 
 
-def fold_constant_dequantize(proto: onnx.ModelProto) -> int:
-    """Replace every DequantizeLinear whose inputs are all constants by a float32 initializer (in place).
+def _constant_value(node: onnx.NodeProto, values: list[np.ndarray | None]) -> np.ndarray | None:
+    """The float32 value of a weight node whose inputs are all constants; None when it is not one."""
+    if any(v is None for name, v in zip(node.input, values) if name):
+        return None  # an input is computed
+    vals = [v for v in values if v is not None]  # optional inputs left empty are skipped
+    attrs = {a.name: a.i for a in node.attribute}
+    if node.op_type == "DequantizeLinear":
+        if attrs.get("block_size", 0):
+            return None  # blocked: left alone
+        zp = vals[2] if len(vals) > 2 else None
+        return _dequantize(vals[0], vals[1], zp, attrs.get("axis", 1) % max(vals[0].ndim, 1))
+    if node.op_type == "Cast":
+        return vals[0].astype(np.float32) if attrs.get("to") == onnx.TensorProto.FLOAT else None
+    if any(v.dtype.kind != "f" for v in vals):
+        return None  # integer arithmetic (shapes): not a weight
+    return np.asarray(vals[0] - vals[1] if node.op_type == "Sub" else vals[0] * vals[1], dtype=np.float32)
 
-    Per-tensor and per-axis forms (what this package writes); blocked ones are left alone. Returns the count.
-    """
+
+def fold_constant_weights(proto: onnx.ModelProto) -> int:
+    """Replace every weight node whose inputs are all constants by a float32 initializer (in place): the
+    DequantizeLinear this package writes (per-tensor and per-axis; blocked ones are left alone) and the
+    float ``Cast`` / ``Sub`` / ``Mul`` chains of :func:`.load_fold.fold_at_load`. Returns nodes folded."""
     g = Graph(proto)
     n = 0
-    for dq in [x for x in proto.graph.node if x.op_type == "DequantizeLinear"]:
-        attrs = {a.name: a.i for a in dq.attribute}
-        values = [g.const(i) if i else None for i in dq.input]
-        if attrs.get("block_size", 0) or any(v is None for i, v in zip(dq.input, values) if i):
-            continue  # blocked, or an input is computed
-        codes, scale = values[0], values[1]
-        zp = values[2] if len(values) > 2 else None
-        axis = attrs.get("axis", 1) % max(codes.ndim, 1)
-        weight = numpy_helper.from_array(_dequantize(codes, scale, zp, axis), dq.output[0])
-        weight.doc_string = dq.doc_string
+    for node in [x for x in proto.graph.node if x.op_type in ("DequantizeLinear", *LOAD_FOLD_OPS)]:
+        value = _constant_value(node, [g.const(i) if i else None for i in node.input])
+        if value is None:
+            continue
+        weight = numpy_helper.from_array(value, node.output[0])
+        weight.doc_string = node.doc_string
         g.set_initializer(weight)
-        proto.graph.node.remove(dq)
+        proto.graph.node.remove(node)
         n += 1
     g.remove_dead()
     return n
@@ -76,7 +89,7 @@ def to_fp16(src: str | Path, dst: str | Path) -> Path:
             "conversion is for float or weight-only graphs. Fix: use a weight-only recipe (activation: "
             "null) with weight_format 'matmulnbits' for CUDA, or export without --fp16."
         )
-    folded = fold_constant_dequantize(proto) + unfold(proto)  # unfold: weight-only convs' Cast -> Mul
+    folded = fold_constant_weights(proto)
     if folded:
         log.info("folded %d constant DequantizeLinear weight(s) into float initializers", folded)
     half = convert_float_to_float16(proto, keep_io_types=True, op_block_list=KEEP_FP32)

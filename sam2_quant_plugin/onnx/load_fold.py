@@ -13,8 +13,8 @@ MatMul / Gemm weights are left alone: onnxruntime >= 1.2x rewrites a weight-only
 MatMul`` into its own ``MatMulNBits`` kernel (``session.qdq_matmulnbits_accuracy_level``, default 4: int8
 activations per block of 32), which is faster than a float MatMul on the CPUs measured. The price: a
 session holds these convolutions' weights in float32 (4x their int8 bytes) where the DequantizeLinear form
-held only a per-call float copy. :func:`unfold` is the reverse for tools that want float initializers
-(the fp16 conversion).
+held only a per-call float copy. :func:`.fp16.fold_constant_weights` folds them back for tools that want float
+initializers (the fp16 conversion).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 CONV_OPS = ("Conv", "ConvTranspose")
 #: Shape-only ops that may sit between a weight's DequantizeLinear and its conv (per-group weights).
 _PASS_THROUGH = ("Reshape",)
-#: The ops :func:`fold_at_load` writes (and :func:`unfold` folds back).
+#: The ops :func:`fold_at_load` writes (and :func:`.fp16.fold_constant_weights` folds back).
 LOAD_FOLD_OPS = ("Cast", "Sub", "Mul")
 
 
@@ -127,32 +127,3 @@ def fold_at_load(proto: onnx.ModelProto, scopes: Mapping[str, QuantizerInfo]) ->
             "%d weight-only conv weight(s) written as Cast -> Mul, folded to float when a session loads", done
         )
     return done
-
-
-def unfold(proto: onnx.ModelProto) -> int:
-    """Replace each float ``Cast`` / ``Sub`` / ``Mul`` whose inputs are all constants by its value (in place).
-
-    The reverse of :func:`fold_at_load` for tools that want plain float initializers. Returns nodes folded.
-    """
-    g = Graph(proto)
-    n = 0
-    for node in [x for x in proto.graph.node if x.op_type in LOAD_FOLD_OPS]:
-        values = [g.const(i) for i in node.input]
-        if any(v is None for v in values):
-            continue
-        if node.op_type == "Cast":
-            if {a.name: a.i for a in node.attribute}.get("to") != TensorProto.FLOAT:
-                continue
-            out = values[0].astype(np.float32)
-        elif any(v.dtype.kind != "f" for v in values):
-            continue  # integer arithmetic (shapes): not a weight
-        elif node.op_type == "Sub":
-            out = values[0] - values[1]
-        else:
-            out = values[0] * values[1]
-        tensor = numpy_helper.from_array(np.asarray(out, dtype=np.float32), node.output[0])
-        g.set_initializer(tensor)
-        proto.graph.node.remove(node)
-        n += 1
-    g.remove_dead()
-    return n

@@ -11,8 +11,8 @@ from onnx import TensorProto, helper, numpy_helper
 from sam2_quant_plugin.onnx import make_session, quant_ranges, weight_bytes
 from sam2_quant_plugin.onnx.audit import optimized_op_histogram
 from sam2_quant_plugin.onnx.export import export_module
-from sam2_quant_plugin.onnx.fp16 import fold_constant_dequantize
-from sam2_quant_plugin.onnx.load_fold import fold_at_load, unfold
+from sam2_quant_plugin.onnx.fp16 import fold_constant_weights
+from sam2_quant_plugin.onnx.load_fold import fold_at_load
 from tests.onnx._models import example, frozen, w8a8_recipe
 
 pytestmark = pytest.mark.onnx
@@ -90,13 +90,13 @@ class _Info:
 def test_the_weight_is_exactly_what_dequantize_computes(zp) -> None:  # type: ignore[no-untyped-def]
     reference = _dq_conv_graph(zp)
     expected = reference.__deepcopy__()
-    assert fold_constant_dequantize(expected) == 1
+    assert fold_constant_weights(expected) == 1
     folded = reference.__deepcopy__()
     assert fold_at_load(folded, {"/conv/weight_fake_quant": _Info()}) == 1  # type: ignore[dict-item]
     ops = [n.op_type for n in folded.graph.node]
     assert ops == (["Cast", "Mul", "Conv"] if not zp.any() else ["Cast", "Sub", "Mul", "Conv"])
     onnx.checker.check_model(folded, full_check=True)
-    assert unfold(folded) == len(ops) - 1
+    assert fold_constant_weights(folded) == len(ops) - 1
     want = {t.name: numpy_helper.to_array(t) for t in expected.graph.initializer}["w"]
     got = {t.name: numpy_helper.to_array(t) for t in folded.graph.initializer}["w"]
     np.testing.assert_array_equal(got, want)  # bit-identical float weights
