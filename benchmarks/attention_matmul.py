@@ -5,13 +5,17 @@ shipped `w8a8`, attention float, and `w8a8_attn`, the same plus an `attention:` 
 the bundled photos, exports its image encoder and reports, per recipe: the encoder cosine vs the float torch
 model of the ONNX file (onnxruntime CPU EP) and of the frozen fake-quant torch model, the cosine between the
 two (export parity: a low one is an export bug, not quantization loss), and the CPU EP latency, timed
-round-robin. Fidelity is on --heldout photos when given, else in-sample on the calibration photos (marked
+round-robin. --profile adds onnxruntime's kernel time per op for every graph, and for each recipe with an
+`attention:` section also times the form export wrote before `onnx/attention_scale.py` (`NAME-scale-after`:
+the softmax scale as a Mul over the scores, same codes), so the table shows what that pass buys.
+Fidelity is on --heldout photos when given, else in-sample on the calibration photos (marked
 so). --ablate adds, for every recipe with an `attention:` section, a per-module sensitivity table: the torch
 fake-quant encoder cosine with only that one module's attention quantized (its rule's settings, every layer
 float). Writes results.json + results.md into --out (atomically), which must not exist yet.
 
     python benchmarks/attention_matmul.py --image-size 512 --repeats 5 --heldout /tmp/heldout/photos \
-        --recipes w8a8 w8a8_attn benchmarks/recipes/w8a8_attn_fixed.yaml --ablate --out runs/attention_512
+        --recipes w8a8 w8a8_attn benchmarks/recipes/w8a8_attn_fixed.yaml --ablate --profile \
+        --out runs/attention_512
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
+from onnx import helper, numpy_helper
 from torch import nn
 
 from sam2_quant_plugin import calibrate, freeze, prepare_qat
@@ -34,7 +40,8 @@ from sam2_quant_plugin.int8.host import cpu_flags
 from sam2_quant_plugin.io.images import list_images
 from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.onnx.audit import optimized_op_histogram
-from sam2_quant_plugin.onnx.timing import environment, time_interleaved
+from sam2_quant_plugin.onnx.graph import Graph
+from sam2_quant_plugin.onnx.timing import environment, profile_kernels, time_interleaved
 from sam2_quant_plugin.recipe import Recipe, load_recipe
 from sam2_quant_plugin.recipe.attention_resolve import resolve_attention
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
@@ -45,12 +52,46 @@ from sam2_quant_plugin.sam2.preprocess import to_model_input
 
 log = logging.getLogger("bench-attention")
 INTEGER_MATMULS = ("MatMulIntegerToFloat", "QLinearMatMul", "MatMulInteger")
+#: The ops quantized attention changes (docs/ATTENTION.md), columns of --profile's table.
+PROFILE_OPS = (*INTEGER_MATMULS[:2], "MatMul", "FusedMatMul", "Transpose", "QuantizeLinear", "Mul", "MaxPool")
 
 
 def fused_ops(path: Path, out: Path) -> dict[str, int]:
     """Integer MatMul node counts in onnxruntime's optimized graph (what the CPU EP runs)."""
     ops = optimized_op_histogram(path, out)
     return {k: ops.get(k, 0) for k in (*INTEGER_MATMULS, "MatMul", "Softmax")}
+
+
+def scale_after(src: Path, dst: Path) -> int:
+    """Write ``src`` as export wrote it before ``onnx/attention_scale.py``: each ``.../SoftmaxScale`` Mul
+    on q removed, q's quantizer back at its own scale and the factor as a Mul after the q.k^T MatMul (same
+    codes, same products). Returns the number of attention products rewritten."""
+    proto = onnx.load(str(src))
+    g = Graph(proto)
+    done = 0
+    for pre in [n for n in proto.graph.node if n.name.endswith("/SoftmaxScale")]:
+        factor = g.const(pre.input[1])
+        quant = g.consumers(pre.output[0])[0]
+        dq = next(
+            n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[1] == quant.input[1]
+        )
+        matmul = g.consumers(dq.output[0])[0]
+        if factor is None or quant.op_type != "QuantizeLinear" or matmul.op_type != "MatMul":
+            raise ValueError(f"{pre.name}: not the form onnx/attention_scale.py writes")
+        scale = g.const(quant.input[1])
+        assert scale is not None
+        own = numpy_helper.from_array((scale / factor).astype(np.float32), f"{quant.input[1]}.unscaled")
+        g.set_initializer(own)
+        quant.input[0], quant.input[1], dq.input[1] = pre.input[0], own.name, own.name
+        product, scaled = f"{matmul.output[0]}.unscaled", matmul.output[0]
+        matmul.output[0] = product
+        mul = helper.make_node("Mul", [product, pre.input[1]], [scaled], f"{matmul.name}/Mul_scale")
+        proto.graph.node.insert(list(proto.graph.node).index(matmul) + 1, mul)
+        proto.graph.node.remove(pre)
+        done += 1
+    g.remove_dead()
+    onnx.save(proto, str(dst))
+    return done
 
 
 def torch_cosine(ref: nn.Module, model: nn.Module, images: Sequence[np.ndarray], size: int) -> float:
@@ -142,6 +183,11 @@ def main() -> None:
         action="store_true",
         help="per-module sensitivity of each recipe with an attention section (torch fake-quant cosine)",
     )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="kernel time per op (onnxruntime's profiler), plus each attention recipe's scale-after form",
+    )
     ap.add_argument("--out", required=True, help="results folder; must not exist yet")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -172,8 +218,15 @@ def main() -> None:
         files[recipe.name] = export_image_encoder(
             frozen[recipe.name], out / f"{recipe.name}.onnx", image_size=size, target_cpu="any"
         )
+    timed = dict(files)
+    if args.profile:  # the form before onnx/attention_scale.py, for each recipe that quantizes attention
+        for recipe in recipes:
+            before = out / f"{recipe.name}-scale-after.onnx"
+            if recipe.attention and scale_after(files[recipe.name], before):
+                timed[before.stem] = before
     rows: list[dict[str, Any]] = []
-    times = time_interleaved(files, size, threads=args.threads, repeats=args.repeats)
+    times = time_interleaved(timed, size, threads=args.threads, repeats=args.repeats)
+    kernels = profile_kernels(timed, size, threads=args.threads, repeats=args.repeats) if args.profile else {}
     for name, path in files.items():
         fid = pipeline_parity(model, path, None, held, image_size=size, threads=args.threads)
         par = pipeline_parity(frozen[name], path, None, held, image_size=size, threads=args.threads)
@@ -216,6 +269,8 @@ def main() -> None:
         "environment": environment(),
         "rows": rows,
         "ablation": ablations,
+        "profile_ms": kernels,
+        "wall_ms": {k: times[k] for k in kernels},
     }
     lines = [
         f"# Attention MatMuls quantized vs float: tiny SAM 2 image encoder, {size} px",
@@ -255,6 +310,26 @@ def main() -> None:
             ],
         ),
     ]
+    if kernels:
+        lines += [
+            "",
+            f"Kernel time per run by op (onnxruntime's profiler, {args.repeats} round-robin runs + 2 "
+            f"warm-up, {args.threads} threads, {host}); `-scale-after`: the same file as export wrote "
+            "it before `onnx/attention_scale.py` (softmax scale as a Mul over the scores, same codes).",
+            "",
+            *md_table(
+                ["graph", "wall median ms", "all kernels ms", *PROFILE_OPS],
+                [
+                    [
+                        k,
+                        f"{times[k]['median_ms']:.1f}",
+                        f"{sum(ops.values()):.1f}",
+                        *(f"{ops.get(o, 0.0):.1f}" for o in PROFILE_OPS),
+                    ]
+                    for k, ops in kernels.items()
+                ],
+            ),
+        ]
     for rname, arows in ablations.items():
         lines += [
             "",
@@ -270,7 +345,8 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/attention_matmul.py --image-size {size} --threads {args.threads} "
         f"--repeats {args.repeats}{' --heldout ' + args.heldout if args.heldout else ''} "
-        f"--recipes {' '.join(args.recipes)}{' --ablate' if args.ablate else ''} --out OUT`",
+        f"--recipes {' '.join(args.recipes)}{' --ablate' if args.ablate else ''}"
+        f"{' --profile' if args.profile else ''} --out OUT`",
         "",
         "Fused ops per graph: `" + json.dumps({r["graph"]: r["ops"] for r in rows}) + "`",
     ]

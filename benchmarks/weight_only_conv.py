@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections import Counter
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +26,8 @@ from sam2_quant_plugin.io.atomic import new_run_dir
 from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.onnx.graph import Graph
 from sam2_quant_plugin.onnx.pipeline import export_bundle
-from sam2_quant_plugin.onnx.runtime import make_session
-from sam2_quant_plugin.onnx.timing import environment, example_feeds, time_interleaved
+from sam2_quant_plugin.onnx.timing import environment, profile_kernels, time_interleaved
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
-from sam2_quant_plugin.timer import interleaved_seconds
 
 log = logging.getLogger("bench-conv")
 GRAPHS = ("encoder", "memory_encoder")
@@ -76,28 +72,14 @@ def as_dequantize(src: Path, dst: Path) -> int:
 def profile(
     paths: dict[str, Path], image_size: int, threads: int, repeats: int
 ) -> dict[str, dict[str, float]]:
-    """Kernel milliseconds per run (onnxruntime's profiler, warm-up runs included), the graphs run
+    """Conv-related and all kernel milliseconds per run (:func:`profile_kernels`), the graphs run
     round-robin."""
-    sessions = {
-        key: make_session(path, "cpu", threads, profile_prefix=str(path.with_suffix("")) + "_profile")
-        for key, path in paths.items()
-    }
-    calls = {
-        key: partial(sess.run, None, example_feeds(paths[key], image_size)) for key, sess in sessions.items()
-    }
-    warmup = 2
-    interleaved_seconds(calls, repeats=repeats, warmup=warmup)
     out = {}
-    for key, sess in sessions.items():
-        by_op: Counter[str] = Counter()
-        for e in json.loads(Path(sess.end_profiling()).read_text()):
-            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-                by_op[e["args"]["op_name"]] += e["dur"]
-        runs = repeats + warmup
+    for key, by_op in profile_kernels(paths, image_size, threads=threads, repeats=repeats).items():
         out[key] = {
-            "all_kernels_ms": sum(by_op.values()) / runs / 1e3,
-            "conv_kernels_ms": sum(by_op[o] for o in CONV_OPS) / runs / 1e3,
-            **{f"{o}_ms": by_op[o] / runs / 1e3 for o in CONV_OPS},
+            "all_kernels_ms": sum(by_op.values()),
+            "conv_kernels_ms": sum(by_op.get(o, 0.0) for o in CONV_OPS),
+            **{f"{o}_ms": by_op.get(o, 0.0) for o in CONV_OPS},
         }
     return out
 

@@ -12,7 +12,9 @@ module-level functions (a prepared model deep-copies and pickles); the original 
 the outermost quantized module returns, also when it raises (``always_call``). The patch is global for the
 duration of the call: do not run a quantized-attention model concurrently from several Python threads.
 k is fake-quantized *after* its transpose (per-tensor, so the same numbers), which makes the exported graph
-``Q -> DQ -> MatMul`` on both inputs: the form onnxruntime fuses into an integer MatMul.
+``Q -> DQ -> MatMul`` on both inputs: the form onnxruntime fuses into an integer MatMul. Export then moves
+the softmax ``scale`` onto q ahead of q's quantizer (:mod:`.onnx.attention_scale`), so no float ``Mul`` runs
+over the scores.
 """
 
 from __future__ import annotations

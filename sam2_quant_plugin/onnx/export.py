@@ -37,6 +37,7 @@ from ..int8.safety import UNSAFE_FIX, SaturationReport, check_target_cpu, satura
 from ..io.atomic import atomic_write
 from ..models.adapter import GraphSpec
 from ..models.info import model_info
+from .attention_scale import fold_softmax_scale
 from .dedupe import dedupe_constants
 from .lowering import WEIGHT_FORMATS, lower_weights
 from .matmulnbits import NBITS_WIDTHS, check_widths, stored_widths
@@ -194,6 +195,7 @@ def _finish(
     scopes = plan_scopes(plan.values(), module_scopes)
     ranks = {k.removeprefix("model."): v for k, v in ranks.items()}
     proto, sizes = lower_weights(proto, weight_format, scopes, ranks, nbits_widths)
+    fold_softmax_scale(proto, scopes)
     stored = stored_widths(proto)
     if stored:
         extra_meta = {**(extra_meta or {}), "sam2_quant.stored_bits": json.dumps(stored)}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import platform
+import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +78,37 @@ def time_interleaved(
         }
         for k, v in seconds.items()
     }
+
+
+def profile_kernels(
+    paths: dict[str, Path],
+    image_size: int,
+    *,
+    threads: int | None = None,
+    repeats: int = 10,
+    warmup: int = 2,
+) -> dict[str, dict[str, float]]:
+    """Kernel milliseconds per run, by op type, of each graph on the CPU EP (onnxruntime's own profiler,
+    warm-up runs included in the average), the graphs run round-robin as :func:`time_interleaved`.
+    ``{"key": {"MatMulIntegerToFloat": 20.1, ...}}``; an op's time is the sum over its nodes."""
+    with tempfile.TemporaryDirectory(prefix="sam2_quant_profile_") as tmp:
+        sessions = {
+            k: make_session(p, "cpu", threads, profile_prefix=Path(tmp) / f"profile_{i}")
+            for i, (k, p) in enumerate(paths.items())
+        }
+        calls = {
+            k: functools.partial(sess.run, None, example_feeds(paths[k], image_size))
+            for k, sess in sessions.items()
+        }
+        interleaved_seconds(calls, repeats=repeats, warmup=warmup)
+        out = {}
+        for k, sess in sessions.items():
+            by_op: Counter[str] = Counter()
+            for e in json.loads(Path(sess.end_profiling()).read_text()):
+                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                    by_op[e["args"]["op_name"]] += e["dur"]
+            out[k] = {op: us / (repeats + warmup) / 1e3 for op, us in by_op.most_common()}
+    return out
 
 
 def environment() -> dict[str, str]:

@@ -99,12 +99,12 @@ METHODS: dict[str, Callable[[], Method]] = {
     "ours-w4-g32-gptq-nbits-fp16-ort": lambda: _ours_onnx(
         "ours-w4-g32-gptq-nbits-fp16-ort", "w4_g32_gptq", "matmulnbits", True
     ),
-    # run when named: the video recipe with integer attention in memory attention, deployed
+    # run when named: the video recipe with integer attention in the encoder and memory attention, deployed
     "ours-w8a8-video-attn-ort": lambda: RecipeOnnxMethod(
         "ours-w8a8-video-attn-ort",
         "w8a8_video_attn",
-        "w8a8_video_attn exported (uint8 attention products in memory attention): encoder and memory "
-        "graphs on onnxruntime (CPU EP) inside SAM 2's video loop",
+        "w8a8_video_attn exported (uint8 attention products in the encoder and memory attention): encoder "
+        "and memory graphs on onnxruntime (CPU EP) inside SAM 2's video loop",
     ),
 }
 
