@@ -109,6 +109,23 @@ def _student_features(student: Student, x: Tensor) -> tuple[Features, nn.Module 
     return student(x), None
 
 
+def decoder_kind(student: Student) -> str:
+    """Which mask decoder :func:`score_student` decodes ``student``'s features with: ``"onnxruntime"`` (an
+    exported decoder file installed as a drop-in), ``"quantized"`` (the student's own, with quantized
+    layers), or ``"float"`` (its float copy, or the teacher's for a callable student)."""
+    if not (isinstance(student, nn.Module) and hasattr(student, "forward_image")):
+        return "float"
+    from ..api import quant_state_or_none
+    from ..sam2.ort_modules import OrtMaskDecoder
+
+    if isinstance(getattr(student, "sam_mask_decoder", None), OrtMaskDecoder):
+        return "onnxruntime"
+    state = quant_state_or_none(student)
+    if state is not None and any(n.startswith("sam_mask_decoder.") for n in state.plans):
+        return "quantized"
+    return "float"
+
+
 @torch.no_grad()
 def score_student(
     ref: Reference, student: Student, teacher: nn.Module, *, name: str = "student", progress: bool = True

@@ -35,6 +35,19 @@ def _num(v: object, fmt: str) -> str:
     return format(v, fmt)
 
 
+def decoder_note(rows: list[dict]) -> str:
+    """Which mask decoder each row's masks came from (rows without a ``decoder`` entry: float)."""
+    own = {k: [r["method"] for r in rows if r.get("decoder") == k] for k in ("quantized", "onnxruntime")}
+    if not any(own.values()):
+        return "Decoder: torch float for every method (no method here quantizes it)."
+    parts = []
+    if own["quantized"]:
+        parts.append(f"its own quantized torch decoder for {', '.join(own['quantized'])}")
+    if own["onnxruntime"]:
+        parts.append(f"the exported decoder file on onnxruntime for {', '.join(own['onnxruntime'])}")
+    return f"Decoder: torch float, except {'; '.join(parts)} (images and video)."
+
+
 def table_rows(rows: list[dict]) -> list[list[str]]:
     """The table's cells, one list per method, in :data:`COLUMNS` order."""
     out = []
@@ -106,8 +119,8 @@ def markdown(results: dict) -> str:
     lines += [
         "",
         "Mask IoU is against the float teacher's masks on the same prompts; degenerate (empty or full)",
-        "teacher masks are excluded (share per method in results.json). Decoder: torch float for every",
-        "method (no method here quantizes it). File size: the image encoder ONNX file for onnxruntime rows;",
+        "teacher masks are excluded (share per method in results.json). " + decoder_note(rows),
+        "File size: the image encoder ONNX file for onnxruntime rows;",
         "for torch rows a packed estimate (quantized weights at their bits, other tensors float32).",
         "Latency: image encoder, median of repeats, vs the float encoder in the same runtime (torch rows:",
         "converted int8 torch model vs torch float; onnxruntime rows: CPU EP vs the float ONNX).",

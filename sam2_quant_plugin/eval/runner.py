@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..api import is_prepared
 from ..timer import median_seconds, paired
 from .baselines.base import BuildContext, BuiltStudent, Method
-from .harness import Reference, score_student
+from .harness import Reference, decoder_kind, score_student
 from .latency import NO_CUDA, cuda_available, ort_runner, torch_encoder_runner
 from .video import VideoReference, score_video
 
@@ -94,6 +94,7 @@ def run_methods(
                 size_kind=built.size_kind,
                 notes=built.notes,
                 onnx_path=str(built.onnx_path) if built.onnx_path else None,
+                decoder=decoder_kind(built.model),
             )
             row.update(score_student(ref, built.model, ctx.teacher, name=method.name))
             if video_ref is not None and hasattr(built.model, "forward_image"):

@@ -84,13 +84,17 @@ class SAM2Adapter:
     def target_graphs(self, targets: Sequence[str]) -> tuple[str, ...]:
         """``memory_attention`` / ``memory_encoder`` (in that order) for each such module a target reaches:
         the module itself, a part of it (``memory_attention.layers.0``) or a prefix holding it (``""``, the
-        whole model). Encoder and decoder are in every bundle."""
+        whole model); then ``sam_mask_decoder`` (the video loop's decoder graph) when a video recipe also
+        reaches the mask decoder, so the loop runs the quantized decoder, not a float copy. Encoder and
+        decoder are in every bundle."""
         from .export import MEMORY_GRAPHS
 
         def reaches(target: str, root: str) -> bool:
             return target in ("", root) or target.startswith(root + ".") or root.startswith(target + ".")
 
-        return tuple(g for g in MEMORY_GRAPHS if any(reaches(t, g) for t in targets))
+        memory = tuple(g for g in MEMORY_GRAPHS if any(reaches(t, g) for t in targets))
+        decoder = any(reaches(t, "sam_mask_decoder") for t in targets)
+        return (*memory, "sam_mask_decoder") if memory and decoder else memory
 
     def parity(
         self,

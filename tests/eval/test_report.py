@@ -69,3 +69,15 @@ def test_write_report(tmp_path: Path) -> None:
     paths = write_report(_results(), tmp_path)
     assert {p.name for p in paths.values()} == {"results.json", "results.md", "size_vs_iou.png"}
     assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_decoder_note_names_the_rows_with_their_own_decoder() -> None:
+    from sam2_quant_plugin.eval.report import decoder_note
+
+    rows = [_row("float", 1.0, 100.0), _row("a", 0.9, 10.0), _row("b-ort", 0.9, 10.0, "onnxruntime")]
+    assert decoder_note(rows) == "Decoder: torch float for every method (no method here quantizes it)."
+    rows[1]["decoder"], rows[2]["decoder"] = "quantized", "onnxruntime"
+    note = decoder_note(rows)
+    assert "quantized torch decoder for a;" in note
+    assert "decoder file on onnxruntime for b-ort" in note
+    assert "float" in note.split("except")[0]

@@ -125,3 +125,25 @@ def test_mask_decoder_drop_in_equals_sam2s_decoder(tiny_sam2, tmp_path, multimas
     assert drop_in.calls == 2
     with pytest.raises(ValueError, match="needs the MaskDecoder"):
         OrtMaskDecoder(drop_in.session)
+
+
+def test_eval_decodes_with_the_decoder_file_when_the_student_has_one(tiny_sam2, photos, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An onnxruntime student with the loop's decoder graph is scored with it on images too (eval's rows
+    for a video recipe that quantizes the decoder), and the report can say which decoder each row used."""
+    from sam2_quant_plugin.api import prepare_qat
+    from sam2_quant_plugin.eval.harness import build_reference, decoder_kind, score_student
+    from sam2_quant_plugin.recipe import load_recipe
+
+    teacher = copy.deepcopy(tiny_sam2).eval()
+    specs = {"backbone": backbone_spec(S), **bundle_memory_specs(S, ["sam_mask_decoder"])}
+    files = {n: export_graph(teacher, tmp_path / f"{n}.onnx", spec) for n, spec in specs.items()}
+    decoder = {"sam_mask_decoder": make_session(files["sam_mask_decoder"])}
+    student = ort_student(teacher, make_session(files["backbone"]), decoder)
+    ref = build_reference(teacher, photos[:1], image_size=S, points_per_side=2, max_boxes=2, progress=False)
+    scores = score_student(ref, student, teacher, progress=False)
+    assert student.sam_mask_decoder.calls >= 2  # points and boxes went through the file
+    assert scores["points"]["mask_iou"] > 0.99, scores  # float files: the teacher's masks
+    assert decoder_kind(student) == "onnxruntime"
+    assert decoder_kind(teacher) == "float"
+    assert decoder_kind(prepare_qat(teacher, load_recipe("mixed"))) == "quantized"  # mixed: decoder rules
+    assert decoder_kind(prepare_qat(teacher, load_recipe("w8a8"))) == "float"

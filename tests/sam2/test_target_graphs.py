@@ -1,8 +1,10 @@
-"""Which graphs a bundle adds for a recipe's targets (SAM 2: the memory graphs), and the union with
+"""Which graphs a bundle adds for a recipe's targets (SAM 2: the memory graphs and, for a video recipe over
+the mask decoder, the loop's decoder graph), and the union with
 ``--graphs``; no model is built."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +13,8 @@ from torch import nn
 from sam2_quant_plugin.models.generic import GenericAdapter
 from sam2_quant_plugin.recipe import load_recipe
 from sam2_quant_plugin.sam2.adapter import SAM2Adapter
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -22,7 +26,12 @@ from sam2_quant_plugin.sam2.adapter import SAM2Adapter
         (("memory_encoder",), ("memory_encoder",)),
         (("memory_encoder", "memory_attention"), ("memory_attention", "memory_encoder")),  # fixed order
         (("memory_attention.layers.0",), ("memory_attention",)),  # a part of the module
-        (("",), ("memory_attention", "memory_encoder")),  # the whole model holds both
+        (("",), ("memory_attention", "memory_encoder", "sam_mask_decoder")),  # the whole model: all three
+        (
+            ("memory_encoder", "sam_mask_decoder"),
+            ("memory_encoder", "sam_mask_decoder"),
+        ),  # the loop's decoder
+        (("memory_attention", "sam_mask_decoder.transformer"), ("memory_attention", "sam_mask_decoder")),
         (("memory_attention_extra", "memory_encoders"), ()),  # a prefix of the name is not the module
         (("obj_ptr_proj", "mask_downsample"), ()),  # video-path layers outside both graphs
     ],
@@ -33,7 +42,16 @@ def test_sam2_targets_map_to_memory_graphs(targets: tuple[str, ...], graphs: tup
 
 @pytest.mark.parametrize(
     ("recipe", "graphs"),
-    [("w8a8", ()), ("mixed", ()), ("w8a8_video", ("memory_attention", "memory_encoder"))],
+    [
+        ("w8a8", ()),
+        ("mixed", ()),  # the decoder, but no video graph: decoder.onnx holds it
+        ("w8a8_video", ("memory_attention", "memory_encoder")),
+        ("w8a8_video_attn", ("memory_attention", "memory_encoder")),
+        (
+            str(ROOT / "benchmarks/recipes/w8a8_video_attn_w8dec.yaml"),
+            ("memory_attention", "memory_encoder", "sam_mask_decoder"),
+        ),
+    ],
 )
 def test_shipped_recipes_need_their_memory_graphs(recipe: str, graphs: tuple[str, ...]) -> None:
     assert SAM2Adapter().target_graphs(load_recipe(recipe).targets) == graphs
