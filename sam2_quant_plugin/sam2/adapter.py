@@ -19,7 +19,7 @@ from .forward import model_image_size
 class SAM2Adapter:
     """SAM 2 / 2.1 (``sam2`` package): image encoder + prompt encoder + mask decoder (+ memory for video).
 
-    Bundles hold ``encoder`` and ``decoder`` graphs, plus the memory graphs on request (:meth:`target_graphs`
+    Bundles hold ``encoder`` and ``decoder`` graphs, plus the video graphs on request (:meth:`target_graphs`
     names those a recipe's targets need); calibration runs photos through the encoder and a point grid
     through the decoder; CDPQ distils encoder features and the masks of seeded prompts.
     """
