@@ -45,7 +45,7 @@ def decoder_note(rows: list[dict]) -> str:
         parts.append(f"its own quantized torch decoder for {', '.join(own['quantized'])}")
     if own["onnxruntime"]:
         parts.append(f"the exported decoder file on onnxruntime for {', '.join(own['onnxruntime'])}")
-    return f"Decoder: torch float, except {'; '.join(parts)} (images and video)."
+    return f"Decoder: torch float, except {'; '.join(parts)} (images, and video where scored)."
 
 
 def table_rows(rows: list[dict]) -> list[list[str]]:

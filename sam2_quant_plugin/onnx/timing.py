@@ -49,6 +49,19 @@ def example_feeds(path: str | Path, image_size: int) -> dict[str, np.ndarray]:
     return feeds
 
 
+def _round_robin(
+    sessions: dict[str, ort.InferenceSession],
+    paths: dict[str, Path],
+    image_size: int,
+    repeats: int,
+    warmup: int,
+) -> dict[str, list[float]]:
+    """Seconds of each ``session.run`` on :func:`example_feeds`, one run of each session per round."""
+    feeds = {k: example_feeds(p, image_size) for k, p in paths.items()}
+    calls = {k: functools.partial(sess.run, None, feeds[k]) for k, sess in sessions.items()}
+    return interleaved_seconds(calls, repeats=repeats, warmup=warmup)
+
+
 def time_interleaved(
     paths: dict[str, Path],
     image_size: int,
@@ -65,9 +78,7 @@ def time_interleaved(
     a shared machine every graph sees the same load and their medians compare fairly.
     """
     sessions = {k: make_session(p, provider, threads, optimization=optimization) for k, p in paths.items()}
-    feeds = {k: example_feeds(p, image_size) for k, p in paths.items()}
-    calls = {k: functools.partial(sess.run, None, feeds[k]) for k, sess in sessions.items()}
-    seconds = interleaved_seconds(calls, repeats=repeats, warmup=warmup)
+    seconds = _round_robin(sessions, paths, image_size, repeats, warmup)
     return {
         k: {
             "provider": sessions[k].get_providers()[0],
@@ -96,11 +107,7 @@ def profile_kernels(
             k: make_session(p, "cpu", threads, profile_prefix=Path(tmp) / f"profile_{i}")
             for i, (k, p) in enumerate(paths.items())
         }
-        calls = {
-            k: functools.partial(sess.run, None, example_feeds(paths[k], image_size))
-            for k, sess in sessions.items()
-        }
-        interleaved_seconds(calls, repeats=repeats, warmup=warmup)
+        _round_robin(sessions, paths, image_size, repeats, warmup)
         out = {}
         for k, sess in sessions.items():
             by_op: Counter[str] = Counter()
