@@ -24,7 +24,7 @@ from ..int8.host import host_int8_path
 from ..io.atomic import atomic_write_text, new_run_dir
 from ..io.report import md_table, write_results
 from .bench_audit import audit_markdown, audit_variants
-from .common import add_model_arguments, build_model, weights_label
+from .common import add_model_arguments, add_nbits_accuracy_argument, build_model, weights_label
 
 HELP = "benchmark float / fp16 / W8A8 / mixed low-bit / onnxruntime RTN ONNX; writes <run>/BENCHMARKS.md"
 log = logging.getLogger("sam2-quant.bench")
@@ -56,8 +56,8 @@ NOTES = [
     "as INT4 initializers (opset 21): it shows the file-size reduction. onnxruntime's CPU EP (1.32) "
     "rewrites each of its weight-only `DequantizeLinear -> MatMul` into its own `MatMulNBits` at load, "
     "with activations rounded to int8 per block of 32 (`session.qdq_matmulnbits_accuracy_level`, default "
-    "4; same output on AVX2 and VNNI CPUs, tests/int8/test_weight_only_cpus.py). `--weight-format "
-    "matmulnbits` writes `MatMulNBits` into the file.",
+    "4; same output on AVX2 and VNNI CPUs, tests/int8/test_weight_only_cpus.py; `--nbits-accuracy-level 0` "
+    "keeps float activations). `--weight-format matmulnbits` writes `MatMulNBits` into the file.",
     "- `ours-mixed-nbits-fp16-ort` is the CUDA EP form of the same recipe (`--profile cuda_int4_fp16`): "
     "every Linear a `MatMulNBits` (4-bit codes where they fit, else 8), fp16 activations and block "
     "scales. Compare it with `float-fp16` on the CUDA EP; on the CPU EP fp16 graphs run slower than "
@@ -80,6 +80,7 @@ NOTES = [
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_nbits_accuracy_argument(p)
     add_model_arguments(p, image_size=512)
     p.add_argument("--out", default="runs", help="parent folder of the fresh results folder")
     p.add_argument(

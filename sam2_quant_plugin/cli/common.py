@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from torch import nn
 
 from ..device import describe, resolve_device
 from ..errors import ConfigError
 from ..models.info import model_info
+from ..onnx.runtime import NBITS_ACCURACY_LEVELS, default_nbits_accuracy, set_default_nbits_accuracy
 from ..sam2.build import build_sam2_model
 
 log = logging.getLogger("sam2-quant")
@@ -30,6 +33,35 @@ def add_model_arguments(p: argparse.ArgumentParser, *, image_size: int = 512) ->
         help="where PyTorch steps run (calibration, QAT, GPTQ, CDPQ, the torch side of eval): cpu, cuda, "
         "cuda:N or auto (default: CUDA when torch sees a GPU). ONNX export and onnxruntime are unaffected",
     )
+
+
+def add_nbits_accuracy_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nbits-accuracy-level",
+        type=int,
+        default=None,
+        choices=NBITS_ACCURACY_LEVELS,
+        metavar="LEVEL",
+        help="activation precision of the MatMulNBits kernels onnxruntime's CPU EP makes from weight-only "
+        "DequantizeLinear -> MatMul pairs (session.qdq_matmulnbits_accuracy_level) in every session this "
+        "command opens: 0 float activations (PyTorch's numbers), 4 int8 per block of 32 (onnxruntime's "
+        "default: faster, a little less faithful; 2/3: fp16/bf16). Set the same in your own sessions. "
+        "W8A8 layers and MatMulNBits nodes in the file are unaffected",
+    )
+
+
+@contextmanager
+def runtime_arguments(args: argparse.Namespace) -> Iterator[None]:
+    """Process-wide onnxruntime settings from the parsed arguments (sub-commands that have them), restored
+    when the command returns (a caller running several commands in one process gets no leftovers)."""
+    level, before = getattr(args, "nbits_accuracy_level", None), default_nbits_accuracy()
+    if level is not None:
+        set_default_nbits_accuracy(level)
+        log.info("onnxruntime sessions: session.qdq_matmulnbits_accuracy_level=%d", level)
+    try:
+        yield
+    finally:
+        set_default_nbits_accuracy(before)
 
 
 def add_calib_video_argument(p: argparse.ArgumentParser) -> None:

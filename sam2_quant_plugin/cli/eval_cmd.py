@@ -13,13 +13,14 @@ from ..eval.baselines.registry import DEFAULT_METHODS, METHODS
 from ..eval.latency import set_threads
 from ..eval.pipeline import run_eval
 from .checks import check_positive, check_writable
-from .common import add_model_arguments, build_model, weights_label
+from .common import add_model_arguments, add_nbits_accuracy_argument, build_model, weights_label
 
 HELP = "fidelity table vs the float teacher: ours vs torch.ao, onnxruntime and NNCF quantizers (issue #5)"
 log = logging.getLogger("sam2-quant.eval")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_nbits_accuracy_argument(p)
     add_model_arguments(p, image_size=512)
     p.add_argument(
         "--methods",
@@ -78,6 +79,8 @@ def command_line(args: argparse.Namespace) -> str:
     parts += ["--max-frames", str(args.max_frames)]
     parts += ["--points-per-side", str(args.points_per_side), "--max-boxes", str(args.max_boxes)]
     parts += ["--box-mode", args.box_mode, "--time-repeats", str(args.time_repeats), "--out", args.out]
+    if args.nbits_accuracy_level is not None:
+        parts += ["--nbits-accuracy-level", str(args.nbits_accuracy_level)]
     flags = (("--no-video", args.no_video), ("--no-timing", args.no_timing))
     parts += [f for f, on in (*flags, ("--keep-artifacts", args.keep_artifacts)) if on]
     return shlex.join(parts)

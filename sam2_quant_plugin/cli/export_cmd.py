@@ -15,6 +15,7 @@ from .common import (
     add_calib_video_argument,
     add_graphs_argument,
     add_model_arguments,
+    add_nbits_accuracy_argument,
     build_model,
     check_calib_video,
     weights_label,
@@ -57,6 +58,7 @@ FORMAT_HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_nbits_accuracy_argument(p)
     add_model_arguments(p, image_size=None)  # type: ignore[arg-type]
     add_calib_video_argument(p)
     p.add_argument("--recipe", default=None, help="recipe YAML or shipped name; omitted: float export")

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import BundleError, DataError
 from .checks import check_box, check_point, parse_floats
+from .common import add_nbits_accuracy_argument
 
 HELP = (
     "run encoder.onnx + decoder.onnx on a photo with --point X,Y / --box x0,y0,x1,y1; save mask + overlay PNG"
@@ -18,6 +19,7 @@ log = logging.getLogger("sam2-quant.infer")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_nbits_accuracy_argument(p)
     p.add_argument("--onnx-dir", required=True, help="folder written by sam2-quant export")
     p.add_argument("--image", required=True, help="photo (jpg/png)")
     p.add_argument("--point", action="append", default=[], help="foreground point X,Y in image pixels")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from ..errors import Sam2QuantError
 from ..io.staging import discard_staged
 from .checks import os_error_message
+from .common import runtime_arguments
 
 COMMANDS = ("inspect", "run", "export", "validate", "infer", "track", "bench", "cdpq", "eval")
 
@@ -67,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     log = logging.getLogger("sam2-quant")
     try:
-        return int(args._run(args) or 0)
+        with runtime_arguments(args):
+            return int(args._run(args) or 0)
     except (Sam2QuantError, FileExistsError) as e:
         log.error("%s", e)
         return 2

@@ -27,6 +27,7 @@ from .common import (
     add_calib_video_argument,
     add_graphs_argument,
     add_model_arguments,
+    add_nbits_accuracy_argument,
     build_model,
     check_calib_video,
     weights_label,
@@ -39,6 +40,7 @@ IMAGE_PATH = ("encoder", "decoder")  # the graphs the parity comparisons run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_nbits_accuracy_argument(p)
     add_model_arguments(p, image_size=512)
     add_calib_video_argument(p)
     p.add_argument(
@@ -174,14 +176,16 @@ def _markdown(r: dict, args: argparse.Namespace) -> str:
     lines += [
         "",
         f"Command: `sam2-quant run --recipe {args.recipe} --config {args.config} "
-        f"--image-size {args.image_size}{_graphs_flag(args)}`",
+        f"--image-size {args.image_size}{_extra_flags(args)}`",
         "",
     ]
     return "\n".join(lines)
 
 
-def _graphs_flag(args: argparse.Namespace) -> str:
-    return f" --graphs {' '.join(args.graphs)}" if getattr(args, "graphs", None) else ""
+def _extra_flags(args: argparse.Namespace) -> str:
+    out = f" --graphs {' '.join(args.graphs)}" if getattr(args, "graphs", None) else ""
+    level = getattr(args, "nbits_accuracy_level", None)
+    return out + (f" --nbits-accuracy-level {level}" if level is not None else "")
 
 
 def _onnx_markdown(o: dict) -> list[str]:

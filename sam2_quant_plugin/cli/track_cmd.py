@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import DataError
 from .checks import check_box, check_point, check_positive, parse_floats
+from .common import add_nbits_accuracy_argument
 
 HELP = "track objects through a clip with a bundle's ONNX graphs (encoder + memory graphs on onnxruntime)"
 log = logging.getLogger("sam2-quant.track")
@@ -28,6 +29,7 @@ PALETTE = np.array([[30, 144, 255], [255, 99, 71], [50, 205, 50], [255, 215, 0],
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_nbits_accuracy_argument(p)
     p.add_argument(
         "--onnx-dir",
         required=True,

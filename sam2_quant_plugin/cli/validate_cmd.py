@@ -13,12 +13,14 @@ from pathlib import Path
 
 from ..io.report import md_table, write_results
 from .checks import check_positive
+from .common import add_nbits_accuracy_argument
 
 HELP = "validate an ONNX bundle on onnxruntime: size, latency per EP, parity; report.json + report.md"
 log = logging.getLogger("sam2-quant.validate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_nbits_accuracy_argument(p)
     p.add_argument("--onnx-dir", required=True, help="folder written by sam2-quant export")
     p.add_argument("--checkpoint", default=None, help="checkpoint of the exported model (if it had one)")
     p.add_argument("--images", default=None, help="photos for parity (default: bundled photos)")
@@ -188,6 +190,9 @@ def _markdown(r: dict) -> str:  # type: ignore[type-arg]
         f"- device: {r['environment']['cpu']} ({r['environment']['cpu_isa']}), onnxruntime "
         f"{r['environment']['onnxruntime']}; latency on a possibly shared machine (median of repeats)",
     ]
+    if "nbits_accuracy_level" in r["environment"]:
+        level = r["environment"]["nbits_accuracy_level"]
+        lines += [f"- weight-only MatMulNBits accuracy level: {level} (`--nbits-accuracy-level`)"]
     lines += [f"- this CPU's {r['host_int8_path']['describe']}"]
     if "avx2" in r["parity"]:
         a = r["parity"]["avx2"]

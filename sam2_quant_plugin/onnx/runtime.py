@@ -1,8 +1,11 @@
 """onnxruntime sessions, the package's one factory: provider choice with a clear message when CUDA is missing,
-optimization level, thread count (per call, or a process-wide default), optimized-graph dumps.
+optimization level, thread count and weight-only accuracy level (per call, or a process-wide default),
+optimized-graph dumps.
 
 One vocabulary everywhere (bench, eval, validate, infer, parity): ``provider`` 'cpu' | 'cuda',
-``optimization`` one of :data:`OPT_LEVELS`, ``threads`` an intra-op count (None: the process default).
+``optimization`` one of :data:`OPT_LEVELS`, ``threads`` an intra-op count (None: the process default),
+``nbits_accuracy`` the accuracy level of the ``MatMulNBits`` kernels onnxruntime makes from weight-only
+``DequantizeLinear -> MatMul`` pairs (None: the process default, else onnxruntime's own, 4).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from ..errors import BundleError
+from ..errors import BundleError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,11 @@ OPT_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 _DEFAULT_THREADS = {"n": 0}
+#: ``session.qdq_matmulnbits_accuracy_level`` values: 0 (or 1) float activations, 2 fp16, 3 bf16,
+#: 4 int8 per block of 32.
+NBITS_ACCURACY_LEVELS = (0, 1, 2, 3, 4)
+_NBITS_CONFIG_KEY = "session.qdq_matmulnbits_accuracy_level"
+_DEFAULT_NBITS_ACCURACY: dict[str, int | None] = {"level": None}
 
 
 def set_default_threads(n: int) -> None:
@@ -34,6 +42,28 @@ def set_default_threads(n: int) -> None:
 def default_threads() -> int | None:
     """The count :func:`make_session` uses when ``threads`` is None (None: onnxruntime's default)."""
     return _DEFAULT_THREADS["n"] or None
+
+
+def check_nbits_accuracy(level: int) -> int:
+    """``level`` when it is one of :data:`NBITS_ACCURACY_LEVELS`, else a ConfigError naming the choices."""
+    if isinstance(level, bool) or not isinstance(level, int) or level not in NBITS_ACCURACY_LEVELS:
+        raise ConfigError(
+            f"weight-only accuracy level {level!r} is not one of {list(NBITS_ACCURACY_LEVELS)}. Fix: pass "
+            "0 (float activations: PyTorch's numbers) or 4 (int8 activations per block of 32: onnxruntime's "
+            "default, faster on CPU); 2 and 3 are fp16/bf16"
+        )
+    return level
+
+
+def set_default_nbits_accuracy(level: int | None) -> None:
+    """Accuracy level of the weight-only MatMulNBits kernels in sessions made from now on without
+    ``nbits_accuracy`` (None: onnxruntime's default)."""
+    _DEFAULT_NBITS_ACCURACY["level"] = None if level is None else check_nbits_accuracy(level)
+
+
+def default_nbits_accuracy() -> int | None:
+    """The level :func:`make_session` uses when ``nbits_accuracy`` is None (None: onnxruntime's default)."""
+    return _DEFAULT_NBITS_ACCURACY["level"]
 
 
 def missing_provider_message(provider: str) -> str | None:
@@ -61,6 +91,7 @@ def make_session(
     optimization: str = "all",
     optimized_model_path: str | Path | None = None,
     profile_prefix: str | Path | None = None,
+    nbits_accuracy: int | None = None,
 ) -> ort.InferenceSession:
     """An ``InferenceSession`` for ``path`` (an ONNX file, or a serialized model) on ``provider``.
 
@@ -70,6 +101,11 @@ def make_session(
     ('disable' runs Q/DQ as written: simulated quantization; 'all' lets the CPU EP fuse them into int8
     kernels). ``optimized_model_path`` saves the graph after optimization (to inspect the fused nodes);
     ``profile_prefix`` turns on onnxruntime's profiler (``session.end_profiling()`` returns its JSON file).
+    ``nbits_accuracy`` (None: :func:`default_nbits_accuracy`) sets ``session.qdq_matmulnbits_accuracy_level``,
+    the activation precision of the ``MatMulNBits`` kernels the CPU EP makes from weight-only
+    ``DequantizeLinear -> MatMul`` pairs: 0 keeps float activations (PyTorch's numbers), 4 (onnxruntime's
+    default) rounds them to int8 per block of 32. ``MatMulNBits`` nodes written into a file keep their own
+    ``accuracy_level`` attribute.
     """
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {sorted(PROVIDERS)}, got {provider!r}")
@@ -90,6 +126,9 @@ def make_session(
         so.optimized_model_filepath = str(optimized_model_path)
     if profile_prefix is not None:
         so.enable_profiling, so.profile_file_prefix = True, str(profile_prefix)
+    level = default_nbits_accuracy() if nbits_accuracy is None else check_nbits_accuracy(nbits_accuracy)
+    if level is not None:
+        so.add_session_config_entry(_NBITS_CONFIG_KEY, str(level))
     providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
     try:
         model = path if isinstance(path, bytes) else str(path)

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import torch
 
 from ..timer import interleaved_seconds, summary_ms
-from .runtime import make_session
+from .runtime import default_nbits_accuracy, make_session
 
 STEADY_MEMORY_FRAMES, STEADY_OBJ_PTR_TOKENS = 7, 64
 
@@ -140,4 +140,11 @@ def environment() -> dict[str, str]:
         "onnxruntime": ort.__version__,
         "ort_providers": ",".join(ort.get_available_providers()),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+        "nbits_accuracy_level": _nbits_level(),
     }
+
+
+def _nbits_level() -> str:
+    """The weight-only MatMulNBits accuracy level this process's sessions use, as a report shows it."""
+    level = default_nbits_accuracy()
+    return "4 (onnxruntime's default)" if level is None else str(level)

@@ -57,3 +57,47 @@ def test_one_factory_one_vocabulary(tmp_path) -> None:  # type: ignore[no-untype
     assert sess.run(None, {"x": example().numpy()})[0].shape[0] == 1
     with pytest.raises(ValueError, match="optimization"):
         make_session(path, optimization="fast")
+
+
+def test_weight_only_accuracy_level_is_applied_per_call_and_by_default(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Level 0 keeps float activations in onnxruntime's own MatMulNBits: PyTorch's numbers; level 4
+    (onnxruntime's default) rounds them to int8 per block, so the same file gives other numbers."""
+    import torch
+
+    from sam2_quant_plugin.onnx.runtime import default_nbits_accuracy, set_default_nbits_accuracy
+    from tests.onnx._models import frozen, mixed_recipe
+
+    model = frozen(mixed_recipe())  # a weight-only 2-bit head: the MatMul onnxruntime rewrites
+    x = example(4)
+    path = export_module(model, (x,), tmp_path / "m.onnx", input_names=("x",), output_names=("y",))
+    with torch.no_grad():
+        want = model(x).numpy()
+
+    def err(sess) -> float:  # type: ignore[no-untyped-def]
+        return float(abs(sess.run(None, {"x": x.numpy()})[0] - want).max())
+
+    assert default_nbits_accuracy() is None
+    assert err(make_session(path, nbits_accuracy=0)) < 1e-5
+    assert err(make_session(path, nbits_accuracy=4)) > 1e-4  # int8 activations: the option does act
+    set_default_nbits_accuracy(0)
+    try:
+        sess = make_session(path)
+        assert (
+            sess.get_session_options().get_session_config_entry("session.qdq_matmulnbits_accuracy_level")
+            == "0"
+        )
+        assert err(sess) < 1e-5
+    finally:
+        set_default_nbits_accuracy(None)
+    assert default_nbits_accuracy() is None
+
+
+@pytest.mark.parametrize("level", [5, -1, 2.0, True])
+def test_weight_only_accuracy_level_out_of_range_names_the_choices(level) -> None:  # type: ignore[no-untyped-def]
+    from sam2_quant_plugin.errors import ConfigError
+    from sam2_quant_plugin.onnx.runtime import set_default_nbits_accuracy
+
+    with pytest.raises(ConfigError, match=r"accuracy level .* Fix: pass 0"):
+        set_default_nbits_accuracy(level)
+    with pytest.raises(ConfigError, match="accuracy level"):
+        make_session("x.onnx", nbits_accuracy=level)
