@@ -26,7 +26,7 @@ from sam2_quant_plugin.io.atomic import new_run_dir
 from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.onnx.graph import Graph
 from sam2_quant_plugin.onnx.pipeline import export_bundle
-from sam2_quant_plugin.onnx.timing import environment, profile_kernels, time_interleaved
+from sam2_quant_plugin.onnx.timing import cpu_label, environment, profile_kernels, time_interleaved
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
 
 log = logging.getLogger("bench-conv")
@@ -123,7 +123,7 @@ def main() -> None:
         f"# Weight-only convs: Cast -> Mul (folded at load) vs DequantizeLinear ({args.image_size} px, "
         f"{args.threads} threads, {args.repeats} interleaved runs)",
         "",
-        f"- CPU: {env['cpu']} [{env['cpu_isa']}]; onnxruntime {env['onnxruntime']}; recipe {args.recipe}",
+        f"- CPU: {cpu_label(env)}; onnxruntime {env['onnxruntime']}; recipe {args.recipe}",
         "- weights: RANDOM INIT (seed 0): latency depends on shapes, not values",
         f"- weight-only conv weights per graph: {rewritten}",
         "",

@@ -215,6 +215,8 @@ def _time_all(rows: dict, args: argparse.Namespace) -> None:  # type: ignore[typ
 
 
 def markdown(r: dict, run_dir: object) -> str:  # type: ignore[type-arg]
+    from ..onnx.timing import cpu_label
+
     env = r["environment"]
     eps = [k.removesuffix("_encoder") for k in next(iter(r["variants"].values())) if k.endswith("_encoder")]
     lines = ["# ONNX benchmarks (sam2-quant bench)", ""]
@@ -226,7 +228,7 @@ def markdown(r: dict, run_dir: object) -> str:  # type: ignore[type-arg]
     lines += [
         f"- command: `{r['command']}`",
         f"- results: `{run_dir}/bench.json`",
-        f"- image size {r['image_size']}; device: {env['cpu']} ({env['cpu_isa']}), GPU: {env['gpu']}",
+        f"- image size {r['image_size']}; device: {cpu_label(env)}, GPU: {env['gpu']}",
         f"- versions: torch {env['torch']}, onnx {env['onnx']}, onnxruntime {env['onnxruntime']} "
         f"(providers {env['ort_providers']})",
         "- latency: median of repeated `session.run` calls, variants timed round-robin (one run of each "

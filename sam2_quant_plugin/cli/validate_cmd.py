@@ -179,6 +179,7 @@ def _fresh(path: Path) -> Path:
 
 def _markdown(r: dict) -> str:  # type: ignore[type-arg]
     from ..onnx.audit import format_kernels
+    from ..onnx.timing import cpu_label
 
     m = r["manifest"]
     lines = [f"# ONNX validation: {r['onnx_dir']}", ""]
@@ -187,7 +188,7 @@ def _markdown(r: dict) -> str:  # type: ignore[type-arg]
     lines += [
         f"- config {m['config']}, image size {m['image_size']}, recipe {m['recipe'] or 'none (float)'}, "
         f"weights stored as {m['weight_format']}, opset {m['opset']}",
-        f"- device: {r['environment']['cpu']} ({r['environment']['cpu_isa']}), onnxruntime "
+        f"- device: {cpu_label(r['environment'])}, onnxruntime "
         f"{r['environment']['onnxruntime']}; latency on a possibly shared machine (median of repeats)",
     ]
     if "nbits_accuracy_level" in r["environment"]:

@@ -121,17 +121,22 @@ def profile_kernels(
 def environment() -> dict[str, str]:
     """Device and versions for reports."""
     cpu = platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if not line.strip():  # the first processor's block is enough
                 break
-        flags = Path("/proc/cpuinfo").read_text()
-        isa = [f for f in ("avx512_vnni", "avx_vnni", "avx512f", "avx2") if f" {f}" in flags]
+            fields.setdefault(key.strip(), value.strip())
+        cpu = fields.get("model name", cpu)
+        isa = [f for f in ("avx512_vnni", "avx_vnni", "avx512f", "avx2") if f" {f}" in text]
     except OSError:
         isa = []
     return {
         "cpu": cpu,
+        # a VM's model name can be generic ("AMD EPYC"): family/model tell the generations apart
+        "cpu_family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
         "cpu_isa": ",".join(isa),
         "cpu_count": str(torch.get_num_threads()),
         "python": platform.python_version(),
@@ -142,6 +147,14 @@ def environment() -> dict[str, str]:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         "nbits_accuracy_level": _nbits_level(),
     }
+
+
+def cpu_label(env: dict[str, str] | None = None) -> str:
+    """'AMD EPYC (family 23 model 1) [avx2]': the CPU as every figure names it (``env``: from
+    :func:`environment`)."""
+    env = environment() if env is None else env
+    family, _, model = env.get("cpu_family_model", "?/?").partition("/")
+    return f"{env['cpu']} (family {family} model {model}) [{env['cpu_isa'] or 'no AVX2'}]"
 
 
 def _nbits_level() -> str:

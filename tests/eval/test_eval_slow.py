@@ -16,6 +16,7 @@ from sam2_quant_plugin.eval.baselines.recipe_onnx import RecipeOnnxMethod
 from sam2_quant_plugin.eval.pipeline import run_eval
 from sam2_quant_plugin.eval.report import COLUMNS, table_rows
 from sam2_quant_plugin.eval.video import build_video_reference, default_video_dir, score_video
+from sam2_quant_plugin.int8 import host_int8_path
 from sam2_quant_plugin.sam2.ort_modules import OrtImageEncoder
 
 pytestmark = pytest.mark.slow
@@ -30,6 +31,8 @@ def test_table_and_8bit_fidelity(tiny_sam2: torch.nn.Module, tmp_path: Path) -> 
     saved = json.loads(paths["json"].read_text())
     assert [r["method"] for r in saved["rows"]] == methods
     assert saved["weights"].startswith("random-init")
+    assert host_int8_path().describe() in saved["host"]  # every figure names the CPU and its int8 path
+    assert host_int8_path().describe() in paths["md"].read_text()
     cells = table_rows(saved["rows"])
     assert len(cells) == len(methods)
     assert all(len(c) == len(COLUMNS) for c in cells)
