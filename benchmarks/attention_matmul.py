@@ -35,8 +35,8 @@ from onnx import helper, numpy_helper
 from torch import nn
 
 from sam2_quant_plugin import calibrate, freeze, prepare_qat
+from sam2_quant_plugin.cpu import this_cpu
 from sam2_quant_plugin.eval.metrics import cosine
-from sam2_quant_plugin.int8.host import cpu_flags
 from sam2_quant_plugin.io.images import list_images
 from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.onnx.audit import optimized_op_histogram
@@ -197,8 +197,8 @@ def main() -> None:
         ap.error(f"--recipes need distinct names other than 'float', got {names}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=False)  # never overwrite a previous run
-    cpu, flags = cpu_flags()
-    host = f"CPU {cpu} [{flags or 'no int8 flags'}]"
+    cpu, flags = this_cpu().label, this_cpu().int8_flags
+    host = f"CPU {cpu}, int8 flags {flags or 'none'}"
     init = (
         "pretrained " + args.checkpoint if args.checkpoint else "SEEDED RANDOM INIT (seed 0), not pretrained"
     )
@@ -304,7 +304,7 @@ def main() -> None:
                     f"{r['ort_vs_torch_fq_cosine']:.5f}",
                     sum(r["ops"][k] for k in INTEGER_MATMULS),
                     r["ops"]["MatMul"],
-                    f"{cpu} [{flags}]",
+                    f"{cpu}, int8 flags {flags}",
                 ]
                 for r in rows
             ],

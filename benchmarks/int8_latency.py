@@ -27,7 +27,7 @@ from sam2_quant_plugin.io.atomic import new_run_dir
 from sam2_quant_plugin.io.report import md_table, write_results
 from sam2_quant_plugin.models import model_info
 from sam2_quant_plugin.onnx.audit import optimized_op_histogram
-from sam2_quant_plugin.onnx.timing import cpu_label, environment, time_interleaved
+from sam2_quant_plugin.onnx.timing import environment, time_interleaved
 from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
 from sam2_quant_plugin.sam2.export import export_image_encoder
 
@@ -98,7 +98,7 @@ def main() -> None:
         f"# int8 options, CPU EP latency ({args.image_size} px, {args.threads} threads, "
         f"{args.repeats} repeats)",
         "",
-        f"- CPU: {cpu_label(env)}; {host.describe()}",
+        f"- {host.describe()}",
         f"- onnxruntime {env['onnxruntime']}; weights: {model_info(model).weights}",
         "",
         *md_table(

@@ -29,7 +29,6 @@ from sam2_quant_plugin.onnx.pipeline import export_bundle
 from sam2_quant_plugin.onnx.timing import (
     STEADY_MEMORY_FRAMES,
     STEADY_OBJ_PTR_TOKENS,
-    cpu_label,
     environment,
     time_interleaved,
 )
@@ -91,7 +90,7 @@ def main() -> None:
         f"# SAM 2 video loop, per-frame CPU EP cost ({args.image_size} px, {args.threads} threads, "
         f"{args.repeats} repeats)",
         "",
-        f"- CPU: {cpu_label(env)}; {host.describe()}",
+        f"- {host.describe()}",
         f"- onnxruntime {env['onnxruntime']}; weights: {weights}",
         f"- memory attention at the loop's steady state: {STEADY_MEMORY_FRAMES} memory frames, "
         f"{STEADY_OBJ_PTR_TOKENS} object-pointer tokens; a frame = one run of each graph (one object)",

@@ -80,7 +80,6 @@ NOTES = [
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_nbits_accuracy_argument(p)
     add_model_arguments(p, image_size=512)
     p.add_argument("--out", default="runs", help="parent folder of the fresh results folder")
     p.add_argument(
@@ -98,6 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=20, help="timed runs per graph")
     p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--points-per-side", type=int, default=4, help="point grid for mask IoU")
+    add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
 def run(args: argparse.Namespace) -> int:

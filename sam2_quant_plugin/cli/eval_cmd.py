@@ -20,7 +20,6 @@ log = logging.getLogger("sam2-quant.eval")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_nbits_accuracy_argument(p)
     add_model_arguments(p, image_size=512)
     p.add_argument(
         "--methods",
@@ -63,6 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="CPU threads for torch and onnxruntime (default 1: stable latency on a shared host; 0: all)",
     )
     p.add_argument("--out", default="runs/eval", help="parent folder; each run gets a fresh sub-folder")
+    add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -58,7 +58,6 @@ FORMAT_HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_nbits_accuracy_argument(p)
     add_model_arguments(p, image_size=None)  # type: ignore[arg-type]
     add_calib_video_argument(p)
     p.add_argument("--recipe", default=None, help="recipe YAML or shipped name; omitted: float export")
@@ -98,6 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fp16", action="store_true", default=None, help="also write fp16 graphs (float export)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (int4 needs 21)")
     p.add_argument("--multimask", action="store_true", default=None, help="decoder returns 3 masks")
+    add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
 def load_profile(name: str | None) -> dict[str, object]:

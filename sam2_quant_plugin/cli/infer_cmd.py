@@ -19,7 +19,6 @@ log = logging.getLogger("sam2-quant.infer")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_nbits_accuracy_argument(p)
     p.add_argument("--onnx-dir", required=True, help="folder written by sam2-quant export")
     p.add_argument("--image", required=True, help="photo (jpg/png)")
     p.add_argument("--point", action="append", default=[], help="foreground point X,Y in image pixels")
@@ -30,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--provider", default="cpu", choices=("cpu", "cuda"), help="onnxruntime EP")
     p.add_argument("--fp16", action="store_true", help="use the bundle's fp16 graphs")
+    add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
 def prompts(args: argparse.Namespace, hw: tuple[int, int], size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -40,7 +40,6 @@ IMAGE_PATH = ("encoder", "decoder")  # the graphs the parity comparisons run
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_nbits_accuracy_argument(p)
     add_model_arguments(p, image_size=512)
     add_calib_video_argument(p)
     p.add_argument(
@@ -61,6 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         extra_help="; those the recipe targets (memory_attention, memory_encoder) are added without it. "
         "Parity is checked on encoder + decoder",
     )
+    add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,7 +29,6 @@ PALETTE = np.array([[30, 144, 255], [255, 99, 71], [50, 205, 50], [255, 215, 0],
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_nbits_accuracy_argument(p)
     p.add_argument(
         "--onnx-dir",
         required=True,
@@ -46,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", default="cpu", choices=("cpu", "cuda"), help="onnxruntime EP")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
     p.add_argument("--out", default="runs", help="parent folder; each run gets a fresh sub-folder")
+    add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
 def _prompts(args: argparse.Namespace, hw: tuple[int, int]) -> list[dict[str, np.ndarray]]:

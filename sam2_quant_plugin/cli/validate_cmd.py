@@ -20,7 +20,6 @@ log = logging.getLogger("sam2-quant.validate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_nbits_accuracy_argument(p)
     p.add_argument("--onnx-dir", required=True, help="folder written by sam2-quant export")
     p.add_argument("--checkpoint", default=None, help="checkpoint of the exported model (if it had one)")
     p.add_argument("--images", default=None, help="photos for parity (default: bundled photos)")
@@ -49,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="parity threshold (default 0.98): per-frame mask IoU of the video loop, memory graphs on "
         "onnxruntime vs torch",
     )
+    add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
 def _reference(

@@ -16,7 +16,6 @@ from ..int8.host import host_int8_path
 from ..io.images import bundled_images, list_images, load_image
 from ..io.staging import discard_staged, final_name, new_staged_run_dir, publish_run_dir
 from ..models.info import model_info
-from ..onnx.timing import cpu_label
 from ..sam2.forward import model_image_size
 from .baselines.base import BuildContext
 from .baselines.registry import DEFAULT_METHODS, make_methods
@@ -33,7 +32,7 @@ def host_description() -> str:
     eps = ",".join(p.replace("ExecutionProvider", "") for p in ort.get_available_providers())
     return (
         f"{platform.machine()} {platform.processor() or ''}".strip()
-        + f", {cpu_label()}, {host_int8_path().describe()}"
+        + f", {host_int8_path().describe()}"
         + f", torch {torch.__version__} (threads={torch.get_num_threads()})"
         + f", onnxruntime {ort.__version__} [{eps}]"
     )

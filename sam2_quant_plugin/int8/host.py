@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import platform
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
+from ..cpu import this_cpu
 from .kernels import A_CODE_MAX
 
 log = logging.getLogger(__name__)
@@ -30,7 +29,7 @@ class Int8Path:
 
     onnxruntime: str  # "exact" | "avx2" | "unavailable"
     torch: str  # "exact" | "avx2" | "unavailable"
-    cpu: str
+    cpu: str  # the CPU's label (name, family / model, ISA): :attr:`sam2_quant_plugin.cpu.CpuInfo.label`
     cpu_flags: str  # the int8-relevant flags found in /proc/cpuinfo
 
     @property
@@ -41,28 +40,11 @@ class Int8Path:
         kind = "u8 x s8 pairs saturate in int16 (AVX2-class, no VNNI)" if self.saturates else "exact int32"
         return (
             f"int8 path: {kind}; onnxruntime={self.onnxruntime}, torch={self.torch}; "
-            f"CPU {self.cpu} [{self.cpu_flags or 'no int8 flags'}]"
+            f"CPU {self.cpu}, int8 flags {self.cpu_flags or 'none'}"
         )
 
     def to_dict(self) -> dict[str, str | bool]:
         return {**asdict(self), "saturates": self.saturates, "describe": self.describe()}
-
-
-def cpu_flags() -> tuple[str, str]:
-    """(model name, the int8-relevant x86 flags) from /proc/cpuinfo; informative only."""
-    cpu, flags = platform.processor() or platform.machine(), ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return cpu, flags
-    words = set()
-    for line in text.splitlines():
-        if line.startswith("model name") and cpu in ("", platform.machine()):
-            cpu = line.split(":", 1)[1].strip()
-        if line.startswith("flags"):
-            words |= set(line.split(":", 1)[1].split())
-    wanted = ("avx512_vnni", "avx_vnni", "avx_vnni_int8", "amx_int8", "avx512bw", "avx2")
-    return cpu, ",".join(f for f in wanted if f in words)
 
 
 def _path_from(value: float, tol: float = 0.5) -> str:
@@ -125,7 +107,9 @@ def probe_torch() -> str:
 @functools.cache
 def host_int8_path() -> Int8Path:
     """The int8 path of this process's host (cached: the CPU does not change while it runs)."""
-    cpu, flags = cpu_flags()
-    path = Int8Path(onnxruntime=probe_onnxruntime(), torch=probe_torch(), cpu=cpu, cpu_flags=flags)
+    cpu = this_cpu()
+    path = Int8Path(
+        onnxruntime=probe_onnxruntime(), torch=probe_torch(), cpu=cpu.label, cpu_flags=cpu.int8_flags
+    )
     log.debug("%s", path.describe())
     return path

@@ -14,6 +14,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from ..cpu import label_from, this_cpu
 from ..timer import interleaved_seconds, summary_ms
 from .runtime import default_nbits_accuracy, make_session
 
@@ -120,24 +121,12 @@ def profile_kernels(
 
 def environment() -> dict[str, str]:
     """Device and versions for reports."""
-    cpu = platform.processor() or platform.machine()
-    fields: dict[str, str] = {}
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if not line.strip():  # the first processor's block is enough
-                break
-            fields.setdefault(key.strip(), value.strip())
-        cpu = fields.get("model name", cpu)
-        isa = [f for f in ("avx512_vnni", "avx_vnni", "avx512f", "avx2") if f" {f}" in text]
-    except OSError:
-        isa = []
+    cpu = this_cpu()
     return {
-        "cpu": cpu,
+        "cpu": cpu.name,
         # a VM's model name can be generic ("AMD EPYC"): family/model tell the generations apart
-        "cpu_family_model": f"{fields.get('cpu family', '?')}/{fields.get('model', '?')}",
-        "cpu_isa": ",".join(isa),
+        "cpu_family_model": cpu.family_model,
+        "cpu_isa": cpu.isa,
         "cpu_count": str(torch.get_num_threads()),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -150,11 +139,11 @@ def environment() -> dict[str, str]:
 
 
 def cpu_label(env: dict[str, str] | None = None) -> str:
-    """'AMD EPYC (family 23 model 1) [avx2]': the CPU as every figure names it (``env``: from
-    :func:`environment`)."""
-    env = environment() if env is None else env
-    family, _, model = env.get("cpu_family_model", "?/?").partition("/")
-    return f"{env['cpu']} (family {family} model {model}) [{env['cpu_isa'] or 'no AVX2'}]"
+    """'AMD EPYC (family 23 model 1) [avx2]': the CPU as every figure names it (``env``: a saved
+    :func:`environment`; this host's CPU when omitted)."""
+    if env is None:
+        return this_cpu().label
+    return label_from(env["cpu"], env.get("cpu_family_model", "?/?"), env.get("cpu_isa", ""))
 
 
 def _nbits_level() -> str:

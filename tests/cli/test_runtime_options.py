@@ -36,6 +36,15 @@ def test_session_commands_take_the_level(command: str, capsys: pytest.CaptureFix
     assert "--nbits-accuracy-level" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", sorted(SESSION_COMMANDS))
+def test_help_lists_the_level_after_the_commands_own_options(command: str) -> None:
+    """A runtime tuning knob is not the first thing a user reads in ``--help``."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    flags = [a.option_strings[0] for a in sub._actions if a.option_strings and a.dest != "help"]
+    assert flags.index("--nbits-accuracy-level") == len(flags) - 1, flags
+
+
 def test_the_level_is_the_session_default_while_the_command_runs(caplog: pytest.LogCaptureFixture) -> None:
     assert default_nbits_accuracy() is None
     with caplog.at_level(logging.INFO), runtime_arguments(argparse.Namespace(nbits_accuracy_level=0)):
