@@ -19,13 +19,18 @@ setup: $(STAMP)
 demo: $(STAMP)        ## quantize tiny SAM 2 (W8A8) on the bundled photos, export ONNX, validate on onnxruntime
 	$(BIN)/sam2-quant run
 
+# pytest-xdist: one worker per core (at most 4); tests/conftest.py shares the cores out among the workers'
+# torch and onnxruntime thread pools. PYTEST_WORKERS=0 runs the suite in this process (for pdb).
+PYTEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses 4
+
 test: $(STAMP)        ## ruff + mypy (public API, [tool.mypy] in pyproject.toml) + the whole test suite (slow tests included)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)   ## the suite without the slow tests
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)        ## ruff + mypy
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -44,15 +44,18 @@ def test_one_factory_one_vocabulary(tmp_path) -> None:  # type: ignore[no-untype
     path = export_module(
         TinyNet().eval(), (example(),), tmp_path / "f.onnx", input_names=("x",), output_names=("y",)
     )
-    assert default_threads() is None
-    set_default_threads(1)
+    previous = default_threads() or 0  # a parallel test run sets one per worker
+    set_default_threads(0)
     try:
+        assert default_threads() is None
+        set_default_threads(1)
         assert default_threads() == 1
         assert make_session(path).get_session_options().intra_op_num_threads == 1
         assert make_session(path, threads=2).get_session_options().intra_op_num_threads == 2
-    finally:
         set_default_threads(0)
-    assert default_threads() is None
+        assert default_threads() is None
+    finally:
+        set_default_threads(previous)
     sess = make_session(path.read_bytes(), optimization="disable")
     assert sess.run(None, {"x": example().numpy()})[0].shape[0] == 1
     with pytest.raises(ValueError, match="optimization"):

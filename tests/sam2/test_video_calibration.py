@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -14,9 +15,12 @@ from sam2_quant_plugin import calibrate, prepare_qat, quantizers
 from sam2_quant_plugin.cli.main import main
 from sam2_quant_plugin.errors import BundleError, CalibrationError, DataError
 from sam2_quant_plugin.io.photos import describe_photos, reference_video
-from sam2_quant_plugin.sam2 import bundled_images, load_image
+from sam2_quant_plugin.recipe import Recipe, load_recipe
+from sam2_quant_plugin.sam2 import build_sam2_model, bundled_images, load_image
 from sam2_quant_plugin.sam2.video import default_video_dir, video_frames
 from tests.conftest import SMALL as S
+
+SIZE = 64  # the smallest input SAM 2 takes (stride 32, its memory path at 4x4 tokens)
 
 
 def _clip(folder: Path, frames: list[Path]) -> Path:
@@ -48,9 +52,11 @@ def test_calibrate_refuses_a_loop_and_a_clip_together(tiny_sam2: torch.nn.Module
         calibrate(q, forward_loop=lambda m: None, video=default_video_dir())
 
 
-def _memory_ranges(model: torch.nn.Module, clip: Path) -> dict[str, float]:
-    q = prepare_qat(model, "w8a8_video")
-    calibrate(q, [load_image(bundled_images()[0])], image_size=S, progress=False, video=clip)
+def _memory_ranges(
+    model: torch.nn.Module, clip: Path, size: int = S, recipe: Any = "w8a8_video"
+) -> dict[str, float]:
+    q = prepare_qat(model, recipe)
+    calibrate(q, [load_image(bundled_images()[0])], image_size=size, progress=False, video=clip)
     return {
         name: float(info.module.scale.flatten()[0])
         for (name, kind), info in quantizers(q).items()
@@ -59,13 +65,15 @@ def _memory_ranges(model: torch.nn.Module, clip: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
-def test_the_users_clip_is_what_memory_layers_calibrate_on(
-    tiny_sam2: torch.nn.Module, tmp_path: Path
-) -> None:
+def test_the_users_clip_is_what_memory_layers_calibrate_on(tmp_path: Path) -> None:
+    model = build_sam2_model("sam2.1_hiera_t", image_size=SIZE, seed=0)  # 64 px: 3 clips in seconds
+    shipped = load_recipe("w8a8_video").to_dict()
+    default = {**shipped["default"], "weight": {**shipped["default"]["weight"], "rounding": "nearest"}}
+    recipe = Recipe.from_dict({**shipped, "default": default})  # GPTQ's rounding is not what is tested
     frames = video_frames(default_video_dir())
-    early = _memory_ranges(tiny_sam2, _clip(tmp_path / "early", frames[:3]))
-    late = _memory_ranges(tiny_sam2, _clip(tmp_path / "late", frames[-3:][::-1]))
-    again = _memory_ranges(tiny_sam2, _clip(tmp_path / "early-copy", frames[:3]))
+    early = _memory_ranges(model, _clip(tmp_path / "early", frames[:3]), SIZE, recipe)
+    late = _memory_ranges(model, _clip(tmp_path / "late", frames[-3:][::-1]), SIZE, recipe)
+    again = _memory_ranges(model, _clip(tmp_path / "early-copy", frames[:3]), SIZE, recipe)
     assert early
     assert early == again
     assert early != late  # another clip moves the memory layers' ranges: the clip is what they saw
