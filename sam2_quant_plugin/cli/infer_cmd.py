@@ -78,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
     files = bundle_files(d, manifest, [f"encoder{suffix}", f"decoder{suffix}"])
     img = load_image(args.image)
     coords, labels = prompts(args, img.shape[:2], size)
-    enc = make_session(files[f"encoder{suffix}"], args.provider)
-    dec = make_session(files[f"decoder{suffix}"], args.provider)
+    # deployment: a file this CPU's int8 kernels get wrong is refused (Int8Error names the fix)
+    enc = make_session(files[f"encoder{suffix}"], args.provider, wrong_cpu="error")
+    dec = make_session(files[f"decoder{suffix}"], args.provider, wrong_cpu="error")
     embed, hr0, hr1 = enc.run(None, {"image": to_model_input([img], size).numpy()})
     feed = {"image_embed": embed, "high_res_feats_0": hr0, "high_res_feats_1": hr1}
     masks, iou = dec.run(None, {**feed, "point_coords": coords, "point_labels": labels})

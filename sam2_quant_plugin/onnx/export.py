@@ -33,6 +33,7 @@ from ..api import (
 )
 from ..errors import ExportError
 from ..fake_quant.frozen import FrozenFakeQuantize
+from ..int8.deploy import safety_metadata
 from ..int8.safety import UNSAFE_FIX, SaturationReport, check_target_cpu, saturation_report
 from ..io.atomic import atomic_write
 from ..models.adapter import GraphSpec
@@ -187,7 +188,10 @@ def _finish(
     weight_format: str,
     extra_meta: dict[str, str] | None = None,
     nbits_widths: Sequence[int] = NBITS_WIDTHS,
+    risky_layers: Sequence[str] = (),
 ) -> Path:
+    """Lower, check and write a traced graph. ``risky_layers``: the model's fused int8 layers that can
+    saturate on AVX2; the file records whether any of them is in this graph (``make_session`` reads it)."""
     proto, ranks, module_scopes = traced
     path = _refuse_existing(path)
     check_layers_present(proto, model, module_scopes, roots)
@@ -207,8 +211,10 @@ def _finish(
                 "/".join(map(str, nbits_widths)),
                 ", ".join(f"{k} {b}->{s}" for k, (b, s) in list(wider.items())[:6]),
             )
+    in_graph = lowered(proto, scopes)
     meta = {
-        PLAN_KEY: plan_json(lowered(proto, scopes)),
+        PLAN_KEY: plan_json(in_graph),
+        **safety_metadata(not set(risky_layers) & {q.layer for q in in_graph}),
         "sam2_quant.weights": model_info(model).weights,
         "sam2_quant.image_size": str(model_info(model).image_size or ""),
         "sam2_quant.weight_format": weight_format,
@@ -300,10 +306,14 @@ def export_prepared(
     names = spec.names(wrapper, ex) if callable(spec.names) else spec.names
     axes = {k: dict(v) for k, v in spec.axes.items()}
     traced = _trace(wrapper, ex, names, axes, opset)
-    meta = {"sam2_quant.target_cpu": target_cpu, "sam2_quant.int8_saturation": int8_note}
+    meta = {
+        "sam2_quant.target_cpu": target_cpu,
+        "sam2_quant.int8_saturation": int8_note,
+    }
     if weight_format == "matmulnbits":
         meta["sam2_quant.nbits_widths"] = json.dumps(list(nbits_widths))
-    return _finish(traced, model, path, spec.roots, weight_format, meta, nbits_widths)
+    risky = report.risky_layers if report is not None else []
+    return _finish(traced, model, path, spec.roots, weight_format, meta, nbits_widths, risky)
 
 
 def export_module(

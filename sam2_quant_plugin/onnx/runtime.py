@@ -15,7 +15,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from ..errors import BundleError, ConfigError
+from ..errors import BundleError, ConfigError, Int8Error
+from ..int8.deploy import check_wrong_cpu_policy, wrong_cpu_message
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ OPT_LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
 _DEFAULT_THREADS = {"n": 0}
+_WARNED_WRONG_CPU: set[str] = set()
 #: ``session.qdq_matmulnbits_accuracy_level`` values: 0 (or 1) float activations, 2 fp16, 3 bf16,
 #: 4 int8 per block of 32.
 NBITS_ACCURACY_LEVELS = (0, 1, 2, 3, 4)
@@ -92,6 +94,7 @@ def make_session(
     optimized_model_path: str | Path | None = None,
     profile_prefix: str | Path | None = None,
     nbits_accuracy: int | None = None,
+    wrong_cpu: str = "warn",
 ) -> ort.InferenceSession:
     """An ``InferenceSession`` for ``path`` (an ONNX file, or a serialized model) on ``provider``.
 
@@ -106,9 +109,15 @@ def make_session(
     ``DequantizeLinear -> MatMul`` pairs: 0 keeps float activations (PyTorch's numbers), 4 (onnxruntime's
     default) rounds them to int8 per block of 32. ``MatMulNBits`` nodes written into a file keep their own
     ``accuracy_level`` attribute.
+
+    A file exported with ``target_cpu='vnni'`` whose int8 layers can saturate, opened on a CPU whose int8
+    kernels saturate (with the CPU EP's int8 fusions on), computes wrong numbers: ``wrong_cpu='warn'`` logs
+    that with the fix, ``'error'`` raises :class:`Int8Error` (the deployment commands, ``infer`` and
+    ``track``).
     """
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {sorted(PROVIDERS)}, got {provider!r}")
+    check_wrong_cpu_policy(wrong_cpu)
     if optimization not in OPT_LEVELS:
         raise ValueError(f"optimization must be one of {sorted(OPT_LEVELS)}, got {optimization!r}")
     msg = missing_provider_message(provider)
@@ -132,7 +141,7 @@ def make_session(
     providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
     try:
         model = path if isinstance(path, bytes) else str(path)
-        return ort.InferenceSession(model, sess_options=so, providers=providers)
+        sess = ort.InferenceSession(model, sess_options=so, providers=providers)
     except Exception as e:  # InvalidProtobuf, INVALID_ARGUMENT (e.g. external data outside the folder), ...
         first = (str(e).strip().splitlines() or [""])[0][:300]
         where = "an in-memory model" if isinstance(path, bytes) else path
@@ -140,3 +149,12 @@ def make_session(
             f"onnxruntime cannot load {where} ({type(e).__name__}: {first}). Fix: export the model again; "
             "keep any external-data files beside the .onnx file, inside its folder."
         ) from e
+    if optimization != "disable" and sess.get_providers()[0] == "CPUExecutionProvider":
+        name = "an in-memory model" if isinstance(path, bytes) else str(path)
+        problem = wrong_cpu_message(sess.get_modelmeta().custom_metadata_map, name)
+        if problem is not None and wrong_cpu == "error":
+            raise Int8Error(problem)
+        if problem is not None and name not in _WARNED_WRONG_CPU:  # once per file: reports open many sessions
+            _WARNED_WRONG_CPU.add(name)
+            log.warning("!!! %s !!!", problem)
+    return sess

@@ -71,17 +71,19 @@ def video_predictor_on_files(
     mask_decoder: Path | None = None,
     provider: str = "cpu",
     threads: int | None = None,
+    wrong_cpu: str = "warn",
 ) -> Any:
     """A ``SAM2VideoPredictor`` holding ``model``'s float weights whose encoder, memory attention, memory
     encoder and (given ``mask_decoder``) mask decoder run the files on onnxruntime (``provider`` 'cpu' |
-    'cuda')."""
+    'cuda'). ``wrong_cpu``: :func:`~sam2_quant_plugin.onnx.runtime.make_session`'s guard for a VNNI-only file
+    on a CPU whose int8 kernels saturate ('warn' | 'error')."""
     if not getattr(model, "use_high_res_features_in_sam", False):
         raise BundleError("the encoder graph carries high-resolution features: this config does not use them")
     vp: Any = blank_video_predictor(model)  # SAM2VideoPredictor (untyped)
     vp.load_state_dict(model.state_dict(), strict=True)
 
     def session(path: Path) -> ort.InferenceSession:
-        return make_session(path, provider, threads)
+        return make_session(path, provider, threads, wrong_cpu=wrong_cpu)
 
     no_mem = vp.no_mem_embed.detach() if vp.directly_add_no_mem_embed else None
     ort_image = OrtForwardImage(session(encoder), vp.image_encoder.neck.position_encoding, no_mem)
@@ -101,13 +103,16 @@ def onnx_video_predictor(
     checkpoint: str | None = None,
     provider: str = "cpu",
     threads: int | None = None,
+    wrong_cpu: str = "error",
 ) -> Any:
     """SAM 2's video predictor on a bundle written by ``sam2-quant export --graphs memory_attention
     memory_encoder [sam_mask_decoder]``: use it as ``SAM2VideoPredictor`` (``init_state``,
     ``add_new_points_or_box``, ``propagate_in_video``).
 
     The float model for the torch parts is rebuilt from the manifest: ``checkpoint`` names the file when the
-    bundle was exported from one (its path in the manifest is a label, never opened).
+    bundle was exported from one (its path in the manifest is a label, never opened). A bundle exported
+    for VNNI CPUs whose int8 layers can saturate is refused on a CPU without VNNI (:class:`Int8Error`;
+    ``wrong_cpu='warn'`` runs it anyway, with a warning).
     """
     from .build import build_sam2_model
 
@@ -149,4 +154,5 @@ def onnx_video_predictor(
         mask_decoder=files.get("sam_mask_decoder"),
         provider=provider,
         threads=threads,
+        wrong_cpu=wrong_cpu,
     )

@@ -10,14 +10,19 @@ import onnx
 import pytest
 import torch
 
+import sam2_quant_plugin.int8.deploy as deploy
 from sam2_quant_plugin import calibrate, freeze, prepare_qat
 from sam2_quant_plugin.api import INPUT_FQ, quant_state
+from sam2_quant_plugin.cli.main import main
 from sam2_quant_plugin.errors import ConfigError, ExportError
 from sam2_quant_plugin.int8 import int8_layers, saturation_report
+from sam2_quant_plugin.int8.deploy import SAFE_KEY
 from sam2_quant_plugin.int8.safety import plan_risk
 from sam2_quant_plugin.onnx.pipeline import export_bundle
+from sam2_quant_plugin.sam2 import bundled_images
 from tests._utils import make_tiny_sam2_like, tiny_input
 from tests.int8._linear import export, ln_linear
+from tests.int8.test_deploy import AVX2
 
 
 def test_int8_layer_codes_are_the_fake_quant_grid() -> None:
@@ -87,7 +92,7 @@ def test_export_for_vnni_warns_and_says_so_in_the_file(tmp_path, caplog) -> None
 
 
 @pytest.mark.slow
-def test_bundle_manifest_records_the_target(tiny_sam2, photos, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bundle_manifest_records_the_target(tiny_sam2, photos, tmp_path, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
     q = prepare_qat(tiny_sam2, "w8a8_vnni")
     calibrate(q, photos[:1], image_size=256, progress=False)
     frozen = freeze(q)
@@ -99,3 +104,19 @@ def test_bundle_manifest_records_the_target(tiny_sam2, photos, tmp_path) -> None
     assert not manifest["int8_saturation"]["safe"]
     on_disk = json.loads((tmp_path / "vnni" / "manifest.json").read_text())
     assert on_disk["int8_saturation"]["risky_layers"] == manifest["int8_saturation"]["risky_layers"]
+    # each file says whether it holds a risky layer: the encoder does, the float decoder does not
+    meta = {
+        g: {p.key: p.value for p in onnx.load(str(tmp_path / "vnni" / f"{g}.onnx")).metadata_props}
+        for g in ("encoder", "decoder")
+    }
+    assert meta["encoder"][SAFE_KEY] == "false"
+    assert meta["decoder"][SAFE_KEY] == "true"
+    # deployed on a CPU whose kernels saturate (the probe's answer stood in for: any host runs this check),
+    # `infer` refuses the file with the fix instead of writing a wrong mask
+    monkeypatch.setattr(deploy, "host_int8_path", lambda: AVX2)
+    argv = ["infer", "--onnx-dir", str(tmp_path / "vnni"), "--image", str(bundled_images()[0])]
+    with caplog.at_level(logging.ERROR):
+        assert main([*argv, "--point", "100,100", "--out", str(tmp_path / "mask")]) == 2
+    assert "target_cpu='vnni'" in caplog.text
+    assert "--target-cpu any" in caplog.text
+    assert not list(tmp_path.glob("mask*"))
