@@ -19,10 +19,10 @@ setup: $(STAMP)
 demo: $(STAMP)        ## quantize tiny SAM 2 (W8A8) on the bundled photos, export ONNX, validate on onnxruntime
 	$(BIN)/sam2-quant run
 
-# pytest-xdist: one worker per core (at most 4); tests/conftest.py shares the cores out among the workers'
+# pytest-xdist: one worker per core (at most 4; idle workers steal queued tests); tests/conftest.py shares the cores out among the workers'
 # torch and onnxruntime thread pools. PYTEST_WORKERS=0 runs the suite in this process (for pdb).
 PYTEST_WORKERS ?= auto
-PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses 4
+PYTEST := $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses 4 --dist worksteal
 
 test: $(STAMP)        ## ruff + mypy (public API, [tool.mypy] in pyproject.toml) + the whole test suite (slow tests included)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -306,10 +306,7 @@ def export_prepared(
     names = spec.names(wrapper, ex) if callable(spec.names) else spec.names
     axes = {k: dict(v) for k, v in spec.axes.items()}
     traced = _trace(wrapper, ex, names, axes, opset)
-    meta = {
-        "sam2_quant.target_cpu": target_cpu,
-        "sam2_quant.int8_saturation": int8_note,
-    }
+    meta = {"sam2_quant.target_cpu": target_cpu, "sam2_quant.int8_saturation": int8_note}
     if weight_format == "matmulnbits":
         meta["sam2_quant.nbits_widths"] = json.dumps(list(nbits_widths))
     risky = report.risky_layers if report is not None else []

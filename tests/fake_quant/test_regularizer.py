@@ -29,13 +29,13 @@ def test_learnable_modules_are_the_weight_quantizers(learnable_model) -> None:
 
 
 def test_penalty_is_average_bits_and_decreases_with_bits(learnable_model) -> None:
-    p8 = float(bit_penalty(learnable_model))
+    p8 = bit_penalty(learnable_model).item()
     assert p8 == pytest.approx(8.0)
     for fq in _weight_fqs(learnable_model).values():
         fq.set_bits(4)
-    assert float(bit_penalty(learnable_model)) == pytest.approx(4.0)
+    assert bit_penalty(learnable_model).item() == pytest.approx(4.0)
     _weight_fqs(learnable_model)[f"{QKV}.weight_fake_quant"].set_bits(2)
-    p_mixed = float(bit_penalty(learnable_model))
+    p_mixed = bit_penalty(learnable_model).item()
     assert p_mixed < 4.0
     # parameter weighting: the drop equals 2 bits times qkv's share of the quantized weights
     sizes = {
@@ -47,13 +47,13 @@ def test_penalty_is_average_bits_and_decreases_with_bits(learnable_model) -> Non
 
 
 def test_importance_divides(learnable_model) -> None:
-    base = float(bit_penalty(learnable_model, weight_by_params=False))
-    got = float(bit_penalty(learnable_model, {QKV: 4.0}, weight_by_params=False))  # by layer name
+    base = bit_penalty(learnable_model, weight_by_params=False).item()
+    got = bit_penalty(learnable_model, {QKV: 4.0}, weight_by_params=False).item()  # by layer name
     assert got == pytest.approx(base - _qkv_drop(learnable_model, 4.0))
     assert got < base
-    by_fq_name = float(
-        bit_penalty(learnable_model, {f"{QKV}.weight_fake_quant": 4.0}, weight_by_params=False)
-    )
+    by_fq_name = bit_penalty(
+        learnable_model, {f"{QKV}.weight_fake_quant": 4.0}, weight_by_params=False
+    ).item()
     assert by_fq_name == pytest.approx(got)
     with pytest.raises(ValueError, match="importance"):
         bit_penalty(learnable_model, {QKV: 0.0})
@@ -80,15 +80,15 @@ def test_gradient_reaches_bit_offset(learnable_model) -> None:
     opt.zero_grad()
     bit_penalty(learnable_model).backward()
     opt.step()
-    assert float(bit_penalty(learnable_model, soft=False)) < 8.0
+    assert bit_penalty(learnable_model, soft=False).item() < 8.0
 
 
 def test_bit_cost_soft_vs_rounded(learnable_model) -> None:
     fq = _weight_fqs(learnable_model)[f"{QKV}.weight_fake_quant"]
     with torch.no_grad():
         fq.bit_offset.fill_(3.3)
-    assert float(bit_cost(fq, soft=True)) == pytest.approx(5.3)
-    assert float(bit_cost(fq, soft=False)) == 5.0
+    assert bit_cost(fq, soft=True).item() == pytest.approx(5.3)
+    assert bit_cost(fq, soft=False).item() == 5.0
 
 
 def test_error_without_learnable_bits() -> None:
