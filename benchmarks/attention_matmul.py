@@ -197,7 +197,8 @@ def main() -> None:
         ap.error(f"--recipes need distinct names other than 'float', got {names}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=False)  # never overwrite a previous run
-    cpu, flags = this_cpu().label, this_cpu().int8_flags
+    cpu_info = this_cpu()
+    cpu, flags = cpu_info.label, cpu_info.int8_flags
     host = f"CPU {cpu}, int8 flags {flags or 'none'}"
     init = (
         "pretrained " + args.checkpoint if args.checkpoint else "SEEDED RANDOM INIT (seed 0), not pretrained"

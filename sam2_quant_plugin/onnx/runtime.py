@@ -139,22 +139,21 @@ def make_session(
     if level is not None:
         so.add_session_config_entry(_NBITS_CONFIG_KEY, str(level))
     providers = [PROVIDERS[provider]] + (["CPUExecutionProvider"] if provider != "cpu" else [])
+    where = "an in-memory model" if isinstance(path, bytes) else str(path)
     try:
         model = path if isinstance(path, bytes) else str(path)
         sess = ort.InferenceSession(model, sess_options=so, providers=providers)
     except Exception as e:  # InvalidProtobuf, INVALID_ARGUMENT (e.g. external data outside the folder), ...
         first = (str(e).strip().splitlines() or [""])[0][:300]
-        where = "an in-memory model" if isinstance(path, bytes) else path
         raise BundleError(
             f"onnxruntime cannot load {where} ({type(e).__name__}: {first}). Fix: export the model again; "
             "keep any external-data files beside the .onnx file, inside its folder."
         ) from e
     if optimization != "disable" and sess.get_providers()[0] == "CPUExecutionProvider":
-        name = "an in-memory model" if isinstance(path, bytes) else str(path)
-        problem = wrong_cpu_message(sess.get_modelmeta().custom_metadata_map, name)
+        problem = wrong_cpu_message(sess.get_modelmeta().custom_metadata_map, where)
         if problem is not None and wrong_cpu == "error":
             raise Int8Error(problem)
-        if problem is not None and name not in _WARNED_WRONG_CPU:  # once per file: reports open many sessions
-            _WARNED_WRONG_CPU.add(name)
+        if problem is not None and where not in _WARNED_WRONG_CPU:  # once per file: reports open several
+            _WARNED_WRONG_CPU.add(where)
             log.warning("!!! %s !!!", problem)
     return sess

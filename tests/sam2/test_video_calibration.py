@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -53,7 +52,7 @@ def test_calibrate_refuses_a_loop_and_a_clip_together(tiny_sam2: torch.nn.Module
 
 
 def _memory_ranges(
-    model: torch.nn.Module, clip: Path, size: int = S, recipe: Any = "w8a8_video"
+    model: torch.nn.Module, clip: Path, size: int = S, recipe: str | Recipe = "w8a8_video"
 ) -> dict[str, float]:
     q = prepare_qat(model, recipe)
     calibrate(q, [load_image(bundled_images()[0])], image_size=size, progress=False, video=clip)
