@@ -9,19 +9,25 @@ file on such a CPU (onnxruntime's CPU EP with its int8 fusions on) is what :func
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from .host import Int8Path, host_int8_path
+from .safety import SaturationReport
 
 TARGET_KEY = "sam2_quant.target_cpu"
 SAFE_KEY = "sam2_quant.int8_safe_on_avx2"  # "true" | "false": the export's saturation proof
 NOTE_KEY = "sam2_quant.int8_saturation"
 WRONG_CPU_POLICIES = ("warn", "error")
+FLOAT_INT8_NOTE = "float model: no int8 kernels"
 
 
-def safety_metadata(safe: bool) -> dict[str, str]:
-    """The metadata entry export writes beside ``target_cpu`` (``safe``: no fused pair can saturate)."""
-    return {SAFE_KEY: "true" if safe else "false"}
+def safety_metadata(report: SaturationReport | None, layers: Iterable[str]) -> dict[str, str]:
+    """The entries export writes beside ``target_cpu`` for one graph: whether a fused pair of the layers
+    lowered in it (``layers``) can saturate, and their summary. ``report`` None: a float model."""
+    if report is None:
+        return {SAFE_KEY: "true", NOTE_KEY: FLOAT_INT8_NOTE}
+    mine = report.within(layers)
+    return {SAFE_KEY: "true" if mine.safe else "false", NOTE_KEY: mine.summary()}
 
 
 def wrong_cpu_message(meta: Mapping[str, str], name: str, host: Int8Path | None = None) -> str | None:

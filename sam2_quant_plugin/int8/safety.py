@@ -16,7 +16,7 @@ pair sums depend on the data, which no check here can bound: such a module is re
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
@@ -111,6 +111,11 @@ class SaturationReport:
     @property
     def safe(self) -> bool:
         return not self.risky_layers
+
+    def within(self, names: Iterable[str]) -> SaturationReport:
+        """The report restricted to the layers ``names`` (e.g. those lowered in one graph of a bundle)."""
+        keep = set(names)
+        return SaturationReport({n: v for n, v in self.layers.items() if n in keep})
 
     def summary(self) -> str:
         if not self.layers:

@@ -95,9 +95,6 @@ def _scope_input_quant(model: nn.Module) -> nn.Module:
     return model
 
 
-FLOAT_INT8_NOTE = "float model: no int8 kernels"
-
-
 def check_int8_target(model: nn.Module, target_cpu: str = "any") -> SaturationReport | None:
     """Refuse (``target_cpu='any'``) or warn (``'vnni'``) when a fused int8 layer can saturate on AVX2 CPUs.
 
@@ -188,10 +185,11 @@ def _finish(
     weight_format: str,
     extra_meta: dict[str, str] | None = None,
     nbits_widths: Sequence[int] = NBITS_WIDTHS,
-    risky_layers: Sequence[str] = (),
+    report: SaturationReport | None = None,
 ) -> Path:
-    """Lower, check and write a traced graph. ``risky_layers``: the model's fused int8 layers that can
-    saturate on AVX2; the file records whether any of them is in this graph (``make_session`` reads it)."""
+    """Lower, check and write a traced graph. ``report``: the model's saturation report (None: float); the
+    file records it for the layers lowered in this graph: whether one can saturate on AVX2 (``make_session``
+    reads it) and the summary."""
     proto, ranks, module_scopes = traced
     path = _refuse_existing(path)
     check_layers_present(proto, model, module_scopes, roots)
@@ -214,7 +212,7 @@ def _finish(
     in_graph = lowered(proto, scopes)
     meta = {
         PLAN_KEY: plan_json(in_graph),
-        **safety_metadata(not set(risky_layers) & {q.layer for q in in_graph}),
+        **safety_metadata(report, (q.layer for q in in_graph)),
         "sam2_quant.weights": model_info(model).weights,
         "sam2_quant.image_size": str(model_info(model).image_size or ""),
         "sam2_quant.weight_format": weight_format,
@@ -301,16 +299,14 @@ def export_prepared(
     bundle traces all its graphs on one such copy; a ``spec.wrap`` that patches the copy (SAM 2's memory
     attention: real-valued RoPE) must change only modules of its own graph.
     """
-    int8_note = report.summary() if report is not None else FLOAT_INT8_NOTE
     wrapper, ex = spec.wrap(model), spec.example(model)
     names = spec.names(wrapper, ex) if callable(spec.names) else spec.names
     axes = {k: dict(v) for k, v in spec.axes.items()}
     traced = _trace(wrapper, ex, names, axes, opset)
-    meta = {"sam2_quant.target_cpu": target_cpu, "sam2_quant.int8_saturation": int8_note}
+    meta = {"sam2_quant.target_cpu": target_cpu}
     if weight_format == "matmulnbits":
         meta["sam2_quant.nbits_widths"] = json.dumps(list(nbits_widths))
-    risky = report.risky_layers if report is not None else []
-    return _finish(traced, model, path, spec.roots, weight_format, meta, nbits_widths, risky)
+    return _finish(traced, model, path, spec.roots, weight_format, meta, nbits_widths, report)
 
 
 def export_module(

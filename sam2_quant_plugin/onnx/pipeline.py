@@ -15,6 +15,7 @@ from torch import nn
 
 from ..api import quant_state_or_none
 from ..errors import ExportError
+from ..int8.deploy import FLOAT_INT8_NOTE
 from ..int8.host import host_int8_path
 from ..int8.parity import avx2_parity
 from ..int8.safety import SaturationReport
@@ -26,7 +27,6 @@ from ..models.adapter import hook
 from ..models.registry import adapter_for
 from .audit import runtime_kernels
 from .export import (
-    FLOAT_INT8_NOTE,
     check_export_options,
     check_int8_target,
     export_prepared,

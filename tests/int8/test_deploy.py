@@ -9,8 +9,9 @@ import pytest
 
 from sam2_quant_plugin.errors import Int8Error
 from sam2_quant_plugin.int8 import host_int8_path
-from sam2_quant_plugin.int8.deploy import SAFE_KEY, TARGET_KEY, wrong_cpu_message
+from sam2_quant_plugin.int8.deploy import NOTE_KEY, SAFE_KEY, TARGET_KEY, safety_metadata, wrong_cpu_message
 from sam2_quant_plugin.int8.host import Int8Path
+from sam2_quant_plugin.int8.safety import SaturationReport
 from sam2_quant_plugin.onnx.runtime import make_session
 from tests.int8._linear import export, ln_linear
 
@@ -38,6 +39,19 @@ def test_the_message_names_the_file_the_cpu_and_the_fix() -> None:
     assert msg is not None
     for part in ("bundle/encoder.onnx", "target_cpu='vnni'", AVX2.cpu, "--target-cpu any", "VNNI", "CUDA"):
         assert part in msg
+
+
+def test_each_graph_records_only_its_own_layers() -> None:
+    layers = {"image_encoder.a": (3, 64), "image_encoder.b": (0, 64), "sam_mask_decoder.c": (0, 8)}
+    report = SaturationReport(layers)
+    encoder = safety_metadata(report, ["image_encoder.a", "image_encoder.b"])
+    decoder = safety_metadata(report, ["sam_mask_decoder.c"])
+    assert encoder[SAFE_KEY] == "false"
+    assert "1 of 2" in encoder[NOTE_KEY]
+    assert decoder[SAFE_KEY] == "true"
+    assert "all 1 int8-kernel layers" in decoder[NOTE_KEY]
+    assert safety_metadata(report, [])[SAFE_KEY] == "true"  # a graph without int8 layers (float decoder)
+    assert safety_metadata(None, ["x"])[SAFE_KEY] == "true"  # a float model
 
 
 def _metadata(path) -> dict[str, str]:  # type: ignore[no-untyped-def]

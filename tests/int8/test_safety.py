@@ -16,7 +16,7 @@ from sam2_quant_plugin.api import INPUT_FQ, quant_state
 from sam2_quant_plugin.cli.main import main
 from sam2_quant_plugin.errors import ConfigError, ExportError
 from sam2_quant_plugin.int8 import int8_layers, saturation_report
-from sam2_quant_plugin.int8.deploy import SAFE_KEY
+from sam2_quant_plugin.int8.deploy import NOTE_KEY, SAFE_KEY
 from sam2_quant_plugin.int8.safety import plan_risk
 from sam2_quant_plugin.onnx.pipeline import export_bundle
 from sam2_quant_plugin.sam2 import bundled_images
@@ -111,6 +111,8 @@ def test_bundle_manifest_records_the_target(tiny_sam2, photos, tmp_path, monkeyp
     }
     assert meta["encoder"][SAFE_KEY] == "false"
     assert meta["decoder"][SAFE_KEY] == "true"
+    assert "can saturate" in meta["encoder"][NOTE_KEY]  # and the summary is the graph's own, not the model's
+    assert "nothing can saturate" in meta["decoder"][NOTE_KEY]
     # deployed on a CPU whose kernels saturate (the probe's answer stood in for: any host runs this check),
     # `infer` refuses the file with the fix instead of writing a wrong mask
     monkeypatch.setattr(deploy, "host_int8_path", lambda: AVX2)
