@@ -71,6 +71,18 @@ def nbits_on_cuda(work: Path) -> dict[str, Any]:
     return {"ok": True, "max_abs_cuda_vs_cpu": float(np.abs(gpu - cpu).max()), "widths": [2, 4, 8]}
 
 
+def cdpq_argv(out: Path, image_size: int, ckpt: list[str]) -> list[str]:
+    """``sam2-quant cdpq`` on CUDA: the 8/4 ladder to 14 MB, layers ordered by probe."""
+    size = ["--image-size", str(image_size)]
+    search = ["--ladder", "8", "4", "--target-mb", "14", "--order-by", "probe"]
+    return ["cdpq", "--device", "cuda", *size, *search, "--no-progress", "--out", str(out), *ckpt]
+
+
+def bench_argv(out: Path, image_size: int, ckpt: list[str]) -> list[str]:
+    """``sam2-quant bench`` with the CUDA-form variants (bench adds the CUDA EP columns itself)."""
+    return ["bench", "--image-size", str(image_size), "--variants", CUDA_VARIANTS, "--out", str(out), *ckpt]
+
+
 def _cli(args: list[str]) -> dict[str, Any]:
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "sam2_quant_plugin.cli.main", *args], check=False)
@@ -100,30 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         steps["matmulnbits_cuda"] = nbits_on_cuda(out)
     except Exception as e:  # a missing kernel is a finding, not a crash
         steps["matmulnbits_cuda"] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-    size = str(args.image_size)
-    steps["cdpq_cuda"] = _cli(
-        [
-            "cdpq",
-            "--device",
-            "cuda",
-            "--image-size",
-            size,
-            "--ladder",
-            "8",
-            "4",
-            "--target-mb",
-            "14",
-            "--order-by",
-            "probe",
-            "--no-progress",
-            "--out",
-            str(out),
-            *ckpt,
-        ]
-    )
-    steps["bench_cuda_ep"] = _cli(
-        ["bench", "--image-size", size, "--variants", CUDA_VARIANTS, "--out", str(out), *ckpt]
-    )
+    steps["cdpq_cuda"] = _cli(cdpq_argv(out, args.image_size, ckpt))
+    steps["bench_cuda_ep"] = _cli(bench_argv(out, args.image_size, ckpt))
     rows = [
         [k, "ok" if v.get("ok") else "FAILED", {kk: vv for kk, vv in v.items() if kk != "ok"}]
         for k, v in steps.items()
