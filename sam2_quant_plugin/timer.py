@@ -33,7 +33,11 @@ def interleaved_seconds(
 
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
-    """Median, 10th and 90th percentile of ``seconds``, in milliseconds."""
+    """Median, 10th and 90th percentile of ``seconds``, in milliseconds (a ValueError when it is empty)."""
+    if len(seconds) == 0:
+        raise ValueError(
+            "no timed runs to summarise (repeats was 0). Fix: time at least one run (repeats >= 1)."
+        )
     ms = [s * 1e3 for s in seconds]
     q = np.percentile(ms, [10, 90])
     return {"median_ms": statistics.median(ms), "p10_ms": float(q[0]), "p90_ms": float(q[1])}

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from ..io.atomic import atomic_write, atomic_write_json
 
 log = logging.getLogger(__name__)
 STATE, STUDENT, QUANT = "search_state.json", "student.pt", "quantizers.pt"
+RESTART = "Fix: start a fresh run without --resume, or restore the file from a backup."
 
 
 @dataclass
@@ -41,6 +43,58 @@ class SearchState:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SearchState:
         return cls(**d)
+
+
+def _kind_ok(value: Any, default: Any) -> bool:
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+def read_state(run_dir: Path) -> SearchState:
+    """The run's ``search_state.json``, checked (every field present, of its type); a damaged file raises
+    :class:`CheckpointError` naming it and the fix."""
+    path = run_dir / STATE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path} cannot be read ({e}). {RESTART}") from None
+    names = [f.name for f in fields(SearchState)]
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} is not a JSON object (got {data!r:.40}). {RESTART}")
+    defaults = SearchState()
+    problems = [f"unknown key {k!r}" for k in data if k not in names]
+    problems += [f"missing key {k!r}" for k in names if k not in data]
+    problems += [
+        f"{k!r} is {data[k]!r:.40}"
+        for k in names
+        if k in data and not _kind_ok(data[k], getattr(defaults, k))
+    ]
+    if problems:
+        raise CheckpointError(f"{path} is damaged: {'; '.join(problems[:4])}. {RESTART}")
+    return SearchState.from_dict(data)
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip (PytorchStreamReader), pickle errors, a missing file
+        detail = " ".join(str(e).split()).split(". ")[0]  # torch's first sentence says what broke
+        raise CheckpointError(f"{path} cannot be loaded ({detail:.200}). {RESTART}") from None
+
+
+def check_resumable(run_dir: Path) -> None:
+    """Read every checkpoint file of ``run_dir`` once, before a resumed run builds anything."""
+    if not (run_dir / STATE).exists():
+        return
+    read_state(run_dir)
+    for name in (STUDENT, QUANT):
+        if name == QUANT or (run_dir / name).exists():
+            blob = _torch_load(run_dir / name)
+            if not isinstance(blob, dict):
+                raise CheckpointError(f"{run_dir / name} does not hold a state dict. {RESTART}")
 
 
 def _quant_state(student: nn.Module) -> dict[str, torch.Tensor]:
@@ -98,13 +152,13 @@ def load(
     """Restore the student (and optimizer) from ``run_dir``; None when there is no checkpoint yet."""
     if not (run_dir / STATE).exists():
         return None
-    state = SearchState.from_dict(json.loads((run_dir / STATE).read_text()))
+    state = read_state(run_dir)
     if (run_dir / STUDENT).exists():
-        blob = torch.load(run_dir / STUDENT, map_location="cpu", weights_only=True)
+        blob = _torch_load(run_dir / STUDENT)
         _load_params(student, blob)
         if optimizer is not None and blob.get("optimizer"):
             optimizer.load_state_dict(blob["optimizer"])
-    quant = torch.load(run_dir / QUANT, map_location="cpu", weights_only=True)
+    quant = _torch_load(run_dir / QUANT)
     _missing, unexpected = student.load_state_dict(quant, strict=False)
     if unexpected:
         raise RuntimeError(

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import ConfigError
 from ..numerics import STORAGE_MODES, check_group_size
+from ..seeds import SEED_FIX, seed_problem
 
+#: config key -> the ``sam2-quant cdpq`` flag that sets it (other keys: ``--set``)
+FLAGS = {
+    "lr": "--lr",
+    "impact_threshold": "--impact-threshold",
+    "rounds": "--rounds",
+    "epochs_per_round": "--epochs",
+    "bit_lambda": "--bit-lambda",
+    "bit_lr": "--bit-lr",
+    "max_attempts": "--max-attempts",
+    "target_avg_bits": "--target-bits",
+    "target_bytes": "--target-mb",
+}
 #: candidate orders per pass: the confidence heuristic, or probes (measured loss rise per byte saved)
 ORDERS = ("confidence", "probe")
 
@@ -31,6 +45,26 @@ class LossWeights:
     iou: float = 1.0
     output: float = 1.0
     temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):  # a weight may be 0 (term off), a temperature not
+            check_number(f"weights.{f.name}", getattr(self, f.name), low=0.0, strict=f.name == "temperature")
+
+
+def check_number(
+    key: str, value: Any, *, low: float | None = None, strict: bool = False, whole: bool = False
+) -> None:
+    """``value`` is a finite number (a whole one when ``whole``), at least ``low`` (above it when ``strict``);
+    else :class:`ConfigError` naming the key, the value and the fix."""
+    kind = "a whole number" if whole else "a finite number"
+    ok = not isinstance(value, bool) and isinstance(value, int if whole else (int, float))
+    ok = ok and math.isfinite(value) and (low is None or value > low or (value == low and not strict))
+    if not ok:
+        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+        raise ConfigError(
+            f"{key}={value!r:.40} must be {kind}{bound}; NaN, infinity or a value out of range make the "
+            f"run meaningless. Fix: pass {kind}{bound} ({FLAGS.get(key, 'in --set')})."
+        )
 
 
 @dataclass
@@ -109,14 +143,40 @@ class CDPQConfig:
         if unknown:
             raise ConfigError(f"unknown CDPQ config key(s) {unknown}; known: {sorted(known)}")
         d = dict(d)
-        if isinstance(d.get("weights"), dict):
-            d["weights"] = LossWeights(**d["weights"])
-        for key in ("target_roots", "ladder"):
-            if key in d and d[key] is not None:
-                d[key] = tuple(d[key])
-        return cls(**d)
+        try:
+            if isinstance(d.get("weights"), dict):
+                d["weights"] = LossWeights(**d["weights"])
+            for key in ("target_roots", "ladder"):
+                if key in d and d[key] is not None:
+                    d[key] = tuple(d[key])
+            return cls(**d)
+        except TypeError as e:  # unknown loss-weight keys, a ladder that is not a list
+            raise ConfigError(
+                f"CDPQ config: {e}. Fix: check the keys and values against CDPQConfig."
+            ) from None
+
+    def _check_numbers(self) -> None:
+        for key, strict in (("lr", True), ("scale_lr", False), ("grad_clip", True)):
+            check_number(key, getattr(self, key), low=0.0, strict=strict)
+        check_number("impact_threshold", self.impact_threshold)  # negative: reject every drop (tests)
+        check_number("threshold_growth", self.threshold_growth, low=1.0)
+        check_number("sensitivity_weight", self.sensitivity_weight, low=0.0)
+        check_number("bit_lambda", self.bit_lambda, low=0.0)
+        for key, low in (("rounds", 0), ("epochs_per_round", 1), ("max_passes", 1), ("diff_epochs", 1)):
+            check_number(key, getattr(self, key), low=low, whole=True)
+        for key, low in (("points_per_image", 1), ("boxes_per_image", 0), ("batch_size", 1)):
+            check_number(key, getattr(self, key), low=low, whole=True)
+        if self.max_attempts is not None:
+            check_number("max_attempts", self.max_attempts, low=1, whole=True)
+        for key in ("bit_lr", "target_avg_bits", "target_bytes"):
+            if getattr(self, key) is not None:
+                check_number(key, getattr(self, key))
+        problem = seed_problem(self.seed)
+        if problem is not None:
+            raise ConfigError(f"{problem}. {SEED_FIX}")
 
     def __post_init__(self) -> None:
+        self._check_numbers()
         lad = tuple(int(b) for b in self.ladder)
         if not lad or list(lad) != sorted(set(lad), reverse=True) or not 2 <= lad[-1] <= lad[0] <= 8:
             raise ConfigError(
@@ -151,6 +211,12 @@ class CDPQConfig:
                     f"{key}={value}: a size budget must be a positive number. Fix: pass {flag} > 0, "
                     "or omit it to search without a budget."
                 )
+        if self.target_avg_bits is not None and self.target_avg_bits > max(lad):
+            raise ConfigError(
+                f"target_avg_bits={self.target_avg_bits} is above the top rung of ladder {lad}, where every "
+                "layer starts, so it is met before any attempt. Fix: ask for "
+                f"{min(lad)}..{max(lad)} bits, or omit --target-bits to search without a budget."
+            )
         if self.target_avg_bits is not None and self.target_avg_bits < min(lad):
             raise ConfigError(
                 f"target_avg_bits={self.target_avg_bits} is below the lowest rung of ladder {lad}, so it can "

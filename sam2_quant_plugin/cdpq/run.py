@@ -29,7 +29,7 @@ from .artifacts import (
     truncate_jsonl,
 )
 from .budget import check_budget_feasible
-from .checkpoint import STATE
+from .checkpoint import STATE, check_resumable, read_state
 from .config import CDPQConfig
 from .differentiable import run_differentiable
 from .package import build_package, package_nbytes, save_package
@@ -118,6 +118,8 @@ def run_cdpq(
         if ddp.is_main() and not (run_dir / "config.json").exists():
             atomic_write_json(run_dir / "config.json", cfg.to_dict())
         log.info("CDPQ run folder %s (mode %s)", run_dir, cfg.mode)
+        if resume is not None and cfg.mode == "search":
+            check_resumable(run_dir)  # a damaged checkpoint fails now, before any model is built
         s = build_session(cfg, **session_kw)
         check_budget_feasible(s)  # an impossible budget fails now, not after the whole search
         started = True
@@ -126,7 +128,7 @@ def run_cdpq(
         if cfg.mode == "search":
             resuming = resume is not None and (run_dir / STATE).exists()
             if resuming and ddp.is_main():
-                state_attempts = json.loads((run_dir / STATE).read_text())["attempts"]
+                state_attempts = read_state(run_dir).attempts
                 truncate_jsonl(run_dir / ATTEMPTS, state_attempts)
             state = run_search(s, run_dir, resume=resuming, sensitivity=sens, progress=progress)
             if state.phase != "done":

@@ -21,10 +21,13 @@ from ..errors import ConfigError
 from ..eval.baselines.base import BundleSpec
 from ..eval.baselines.registry import BENCH_ALIASES, BENCH_METHODS, bench_methods, unknown_bench_names
 from ..int8.host import host_int8_path
-from ..io.atomic import atomic_write_text, new_run_dir
+from ..io.atomic import atomic_write_text
 from ..io.report import md_table, write_results
+from ..io.staging import final_name, new_staged_run_dir, publish_run_dir
 from .bench_audit import audit_markdown, audit_variants
+from .checks import check_positive, check_writable
 from .common import add_model_arguments, add_nbits_accuracy_argument, build_model, weights_label
+from .ort_options import check_file_target, check_threads
 
 HELP = "benchmark float / fp16 / W8A8 / mixed low-bit / onnxruntime RTN ONNX; writes <run>/BENCHMARKS.md"
 log = logging.getLogger("sam2-quant.bench")
@@ -114,9 +117,18 @@ def run(args: argparse.Namespace) -> int:
         )
     methods = bench_methods(names, w8a8_recipe=args.w8a8_recipe)
     variants = {name: m.bundle for name, m in methods.items() if m.bundle is not None}
+    for flag in ("repeats", "points_per_side"):  # numbers and paths: before the model build and exports
+        check_positive(getattr(args, flag), "--" + flag.replace("_", "-"))
+    check_threads(args.threads)
+    check_writable(args.out)
+    if args.doc is not None:
+        check_file_target(args.doc, "--doc")
     model = build_model(args)
     images = [load_image(p) for p in bundled_images()]
-    run_dir = new_run_dir(args.out, f"bench_{args.config}_{args.image_size}")
+    # staged: the folder appears when everything is written; a failure leaves nothing (sam2-quant removes it)
+    run_dir = new_staged_run_dir(args.out, f"bench_{args.config}_{args.image_size}")
+    final = final_name(run_dir)
+    log.info("run folder: %s (appears when the benchmark is done)", final)
     result = {
         "command": "sam2-quant " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "weights": weights_label(model),
@@ -133,14 +145,24 @@ def run(args: argparse.Namespace) -> int:
             result["failed"] = {**result.get("failed", {}), name: f"{type(e).__name__}: {e}"}
     _time_all(result["variants"], args)
     audit_variants(result["variants"])
-    text = markdown(result, run_dir)
+    _final_paths(result["variants"], run_dir, final)
+    text = markdown(result, final)
     write_results(run_dir / "bench.json", result, run_dir / "BENCHMARKS.md", text)
+    run_dir = publish_run_dir(run_dir)
     if args.doc:  # only when asked: never a file outside --out by default
         atomic_write_text(args.doc, text, overwrite=True)
     log.info("wrote %s and %s", run_dir / "bench.json", args.doc or run_dir / "BENCHMARKS.md")
     if result["weights"].startswith("RANDOM"):
         log.warning("!!! benchmark weights are %s !!!", result["weights"])
     return 1 if result.get("failed") else 0
+
+
+def _final_paths(rows: dict, partial: Path, final: Path) -> None:  # type: ignore[type-arg]
+    """The file paths in ``rows`` as they will read once the staged run folder is published."""
+    for row in rows.values():
+        for key in ("encoder_path", "decoder_path"):
+            if key in row and Path(row[key]).is_relative_to(partial):
+                row[key] = str(final / Path(row[key]).relative_to(partial))
 
 
 def _variant(model, images, bundle, spec: BundleSpec, args) -> dict:  # type: ignore[no-untyped-def,type-arg]

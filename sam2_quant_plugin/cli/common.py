@@ -14,6 +14,7 @@ from ..errors import ConfigError
 from ..models.info import model_info
 from ..onnx.runtime import NBITS_ACCURACY_LEVELS, default_nbits_accuracy, set_default_nbits_accuracy
 from ..sam2.build import build_sam2_model
+from ..seeds import SEED_FIX, seed_problem
 
 log = logging.getLogger("sam2-quant")
 
@@ -26,13 +27,25 @@ def add_model_arguments(p: argparse.ArgumentParser, *, image_size: int = 512) ->
         help="SAM 2 checkpoint (.pt). Without it the model is SEEDED RANDOM INIT (plumbing only).",
     )
     p.add_argument("--image-size", type=int, default=image_size, help="model input size (multiple of 32)")
-    p.add_argument("--seed", type=int, default=0, help="seed for random init and sampling")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed for random init and sampling")
     p.add_argument(
         "--device",
         default="auto",
         help="where PyTorch steps run (calibration, QAT, GPTQ, CDPQ, the torch side of eval): cpu, cuda, "
         "cuda:N or auto (default: CUDA when torch sees a GPU). ONNX export and onnxruntime are unaffected",
     )
+
+
+def seed_arg(text: str) -> int:
+    """``--seed``: a whole number torch's generators take (argparse reports the message, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed {text!r:.40} is not a whole number. {SEED_FIX}") from None
+    problem = seed_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{problem}. {SEED_FIX}")
+    return value
 
 
 def add_nbits_accuracy_argument(p: argparse.ArgumentParser) -> None:

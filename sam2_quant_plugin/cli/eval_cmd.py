@@ -12,8 +12,10 @@ from ..errors import ConfigError
 from ..eval.baselines.registry import DEFAULT_METHODS, METHODS
 from ..eval.latency import set_threads
 from ..eval.pipeline import run_eval
+from ..io.images import video_frames
 from .checks import check_positive, check_writable
 from .common import add_model_arguments, add_nbits_accuracy_argument, build_model, weights_label
+from .ort_options import check_threads
 
 HELP = "fidelity table vs the float teacher: ours vs torch.ao, onnxruntime and NNCF quantizers (issue #5)"
 log = logging.getLogger("sam2-quant.eval")
@@ -92,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_frames < 0:
         raise ConfigError(f"--max-frames is {args.max_frames}. Fix: pass 0 (all frames) or a positive count.")
     check_writable(args.out)
-    set_threads(args.threads)
+    set_threads(check_threads(args.threads) or 0)
+    for clip in (args.calib_video, None if args.no_video else args.video):
+        if clip is not None:
+            video_frames(clip)  # a bad clip fails here, before the teacher is built
     teacher = build_model(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     results, paths = run_eval(

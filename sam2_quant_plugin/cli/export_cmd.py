@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from importlib import resources
 from pathlib import Path
-
-import yaml
 
 from ..errors import ExportError
 from .checks import check_export_target
@@ -20,23 +17,12 @@ from .common import (
     check_calib_video,
     weights_label,
 )
+from .export_profile import PROFILE_DIR, PROFILE_KEYS, load_profile
+
+__all__ = ["PROFILE_DIR", "PROFILE_KEYS", "add_arguments", "load_profile", "resolve_options", "run"]
 
 HELP = "export SAM 2 (float or quantized with --recipe) as encoder.onnx + decoder.onnx (+ manifest.json)"
 log = logging.getLogger("sam2-quant.export")
-# The package's ``profiles`` folder: a symlink to ``export/profiles`` in a checkout, real files in a wheel.
-PROFILE_DIR = Path(str(resources.files("sam2_quant_plugin") / "profiles"))
-PROFILE_KEYS = {
-    "recipe",
-    "weight_format",
-    "fp16",
-    "opset",
-    "image_size",
-    "multimask",
-    "target_cpu",
-    "nbits_widths",
-    "graphs",
-    "description",
-}
 DEFAULTS = {
     "weight_format": "int8",
     "fp16": False,
@@ -100,27 +86,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
-def load_profile(name: str | None) -> dict[str, object]:
-    if name is None:
-        return {}
-    path = Path(name)
-    if not path.is_file():
-        path = PROFILE_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-        raise ExportError(f"export profile {name!r} not found; use a YAML path or one of {known}")
-    data = yaml.safe_load(path.read_text()) or {}
-    unknown = set(data) - PROFILE_KEYS
-    if unknown:
-        raise ExportError(
-            f"profile {path} has unknown keys {sorted(unknown)}; allowed: {sorted(PROFILE_KEYS)}"
-        )
-    recipe = data.get("recipe")
-    if isinstance(recipe, str) and recipe.endswith(".yaml") and not Path(recipe).is_absolute():
-        data["recipe"] = str((path.parent / recipe).resolve())  # relative to the profile file
-    return data
-
-
 def resolve_options(args: argparse.Namespace) -> dict[str, object]:
     """CLI flags given explicitly win over the profile, the profile over the defaults."""
     profile = load_profile(args.profile)
@@ -131,6 +96,9 @@ def resolve_options(args: argparse.Namespace) -> dict[str, object]:
     widths = opts["nbits_widths"]
     if not isinstance(widths, (list, tuple)) or not all(isinstance(b, int) for b in widths):
         raise ExportError(f"nbits_widths must be a list of bit widths such as [2, 4, 8], got {widths!r}")
+    from ..onnx.matmulnbits import check_widths
+
+    check_widths(widths)  # e.g. --nbits-widths 3: refused now, not after calibrating
     return opts
 
 

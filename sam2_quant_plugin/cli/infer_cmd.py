@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import BundleError, DataError
 from .checks import check_box, check_point, parse_floats
 from .common import add_nbits_accuracy_argument
+from .ort_options import check_provider, output_files
 
 HELP = (
     "run encoder.onnx + decoder.onnx on a photo with --point X,Y / --box x0,y0,x1,y1; save mask + overlay PNG"
@@ -25,7 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neg-point", action="append", default=[], help="background point X,Y")
     p.add_argument("--box", default=None, help="box x0,y0,x1,y1 in image pixels")
     p.add_argument(
-        "--out", default=None, help="output prefix (default: <image stem>_mask next to --onnx-dir)"
+        "--out",
+        default=None,
+        help="output prefix: writes <prefix>.png and <prefix>_overlay.png, never over existing files "
+        "(default: <image stem>_mask beside the --onnx-dir folder, not inside it)",
     )
     p.add_argument("--provider", default="cpu", choices=("cpu", "cuda"), help="onnxruntime EP")
     p.add_argument("--fp16", action="store_true", help="use the bundle's fp16 graphs")
@@ -76,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
             "--fp16, or export again with --fp16 (float or weight-only recipes)."
         )
     files = bundle_files(d, manifest, [f"encoder{suffix}", f"decoder{suffix}"])
+    check_provider(args.provider)
     img = load_image(args.image)
     coords, labels = prompts(args, img.shape[:2], size)
+    # next to the bundle folder, never inside it (a bundle holds what export wrote, nothing else)
+    prefix = Path(args.out) if args.out else d.resolve().parent / f"{Path(args.image).stem}_mask"
+    mask_path, over_path = output_files(prefix, (".png", "_overlay.png"))  # both free: before inference
     # deployment: a file this CPU's int8 kernels get wrong is refused (Int8Error names the fix)
     enc = make_session(files[f"encoder{suffix}"], args.provider, wrong_cpu="error")
     dec = make_session(files[f"decoder{suffix}"], args.provider, wrong_cpu="error")
@@ -88,17 +96,19 @@ def run(args: argparse.Namespace) -> int:
     logits = torch.from_numpy(masks[:, best : best + 1])
     full = F.interpolate(logits, size=img.shape[:2], mode="bilinear", align_corners=False)[0, 0]
     mask = (full > 0).numpy()
-    prefix = Path(args.out) if args.out else d / f"{Path(args.image).stem}_mask"
     overlay = img.astype(np.float32)
     overlay[mask] = 0.5 * overlay[mask] + 0.5 * np.array([30, 144, 255], dtype=np.float32)
+    made = [p for p in (prefix.parent, *prefix.parent.parents) if not p.exists()]
     mask_png = atomic_write(
-        prefix.with_name(prefix.name + ".png"),
-        lambda p: Image.fromarray(mask.astype(np.uint8) * 255).save(p, format="PNG"),
+        mask_path, lambda p: Image.fromarray(mask.astype(np.uint8) * 255).save(p, format="PNG")
     )
-    over_png = atomic_write(
-        prefix.with_name(prefix.name + "_overlay.png"),
-        lambda p: Image.fromarray(overlay.clip(0, 255).astype(np.uint8)).save(p, format="PNG"),
-    )
+    try:
+        over_png = atomic_write(
+            over_path, lambda p: Image.fromarray(overlay.clip(0, 255).astype(np.uint8)).save(p, format="PNG")
+        )
+    except BaseException:  # both files or neither
+        _remove_partial(mask_png, made)
+        raise
     log.info(
         "mask %s (%.1f%% of the image, predicted IoU %.3f), overlay %s",
         mask_png,
@@ -111,3 +121,13 @@ def run(args: argparse.Namespace) -> int:
             "!!! bundle weights are RANDOM INIT (%s): the mask is not a segmentation !!!", manifest["weights"]
         )
     return 0
+
+
+def _remove_partial(written: Path, made: list[Path]) -> None:
+    """Remove a file this command wrote and the folders it created for it (if empty now)."""
+    written.unlink(missing_ok=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:
+            break

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 
+from ..errors import RecipeError
 from ..recipe import load_recipe, quantizable_layers, resolve, shipped_recipes
 from ..recipe.attention_resolve import attention_modules, resolve_attention
 from ..recipe.resolve import type_name
@@ -38,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     model = build_sam2_model(config)
     plans = resolve(model, recipe)
     attention = resolve_attention(model, recipe)
+    if not any(p.quantized for p in plans.values()) and not any(p.quantized for p in attention.values()):
+        raise RecipeError(  # what `run` and `export` (prepare_qat) refuse, refused here too
+            f"recipe {recipe.name!r} quantizes no layer of {config}; run and export would refuse it. "
+            "Fix: add a 'default' (e.g. 'default: {weight: {bits: 8}}') or rules whose 'match' selects "
+            "layers within its targets."
+        )
     if args.json:
         rows = [
             {

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .checks import check_box, check_point, check_positive, parse_floats
+from .checks import check_box, check_point, check_positive, check_writable, parse_floats
 from .common import add_nbits_accuracy_argument
+from .ort_options import check_provider, check_threads
 
 HELP = "track objects through a clip with a bundle's ONNX graphs (encoder + memory graphs on onnxruntime)"
 log = logging.getLogger("sam2-quant.track")
@@ -43,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="track the first N frames only")
     p.add_argument("--checkpoint", default=None, help="checkpoint of the exported model (if it had one)")
     p.add_argument("--provider", default="cpu", choices=("cpu", "cuda"), help="onnxruntime EP")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (0: its default)")
     p.add_argument("--out", default="runs", help="parent folder; each run gets a fresh sub-folder")
     add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
@@ -82,11 +83,14 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.video) if args.video else default_video_dir()
     if args.max_frames is not None:
         check_positive(args.max_frames, "--max-frames")
-    frames = video_frames(source)  # a bad folder is a named error before any model work
+    check_threads(args.threads)
+    check_provider(args.provider)
+    frames = video_frames(source)  # a bad folder (or frame) is a named error before any model work
     with Image.open(frames[0]) as im:
         hw = (im.height, im.width)
     objects = _prompts(args, hw)
     manifest = read_manifest(args.onnx_dir)
+    check_writable(args.out)  # --out a file, read-only, ...: named before the model is built
     on_ort = [g for g in VIDEO_GRAPHS if g in manifest["files"]]
     predictor = onnx_video_predictor(
         args.onnx_dir, checkpoint=args.checkpoint, provider=args.provider, threads=args.threads

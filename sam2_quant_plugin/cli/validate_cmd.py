@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from pathlib import Path
+from typing import Any
 
+from ..errors import BundleError, ConfigError, RecipeError
 from ..io.report import md_table, write_results
 from .checks import check_positive
 from .common import add_nbits_accuracy_argument
+from .ort_options import check_threads
 
 HELP = "validate an ONNX bundle on onnxruntime: size, latency per EP, parity; report.json + report.md"
 log = logging.getLogger("sam2-quant.validate")
@@ -51,6 +55,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_nbits_accuracy_argument(p)  # an onnxruntime option: after the model and data options
 
 
+def check_thresholds(args: argparse.Namespace) -> None:
+    """Parity thresholds are finite numbers in their metric's range: checked before anything runs."""
+    for flag, value, lo, hi in (
+        ("--min-mask-iou", args.min_mask_iou, 0.0, 1.0),
+        ("--min-embed-cosine", args.min_embed_cosine, -1.0, 1.0),
+        ("--min-video-j", args.min_video_j, 0.0, 1.0),
+    ):
+        if value is not None and not (math.isfinite(value) and lo <= value <= hi):
+            raise ConfigError(
+                f"{flag} {value} is not a number in {lo:g}..{hi:g} (the range of that metric), so no "
+                f"parity result could be judged by it. Fix: pass {flag} within {lo:g}..{hi:g}, or omit it "
+                "for the default."
+            )
+
+
+def manifest_recipe(manifest: dict[str, Any]) -> Any:
+    """The recipe to rebuild the reference with: the manifest's ``recipe_spec`` (checked now), else the
+    shipped recipe it names (bundles before that field), else None (a float bundle)."""
+    from ..recipe import Recipe
+
+    if not manifest.get("recipe"):
+        return None
+    spec = manifest.get("recipe_spec")  # bundles before this field only name a shipped recipe
+    if not spec:
+        return manifest["recipe"]
+    try:
+        return Recipe.from_dict(spec, source="manifest.json recipe_spec")
+    except RecipeError as e:
+        raise BundleError(
+            f"{e} (the recipe export recorded was edited). Fix: export the bundle again with "
+            "`sam2-quant export --out NEW_FOLDER`, or restore manifest.json from that export."
+        ) from None
+
+
 def _reference(
     manifest: dict,  # type: ignore[type-arg]
     checkpoint: str | None,
@@ -61,15 +99,13 @@ def _reference(
     from ..calibrate import calibrate
     from ..io.bundle import reference_checkpoint, reference_seed
     from ..models.registry import get_adapter
-    from ..recipe import Recipe
 
     ckpt = reference_checkpoint(manifest, checkpoint)  # the manifest's weights path is a label, never opened
     adapter = get_adapter(manifest.get("family", "sam2"))
     size = int(manifest["image_size"])
     model = adapter.build(manifest["config"], ckpt, image_size=size, seed=reference_seed(manifest))
-    if manifest.get("recipe"):
-        spec = manifest.get("recipe_spec")  # bundles before this field only name a shipped recipe
-        recipe = Recipe.from_dict(spec, source="manifest.json") if spec else manifest["recipe"]
+    recipe = manifest_recipe(manifest)
+    if recipe is not None:
         q = prepare_qat(model, recipe)
         calibrate(q, images, image_size=int(manifest["image_size"]), progress=False, video=video)
         model = freeze(q)
@@ -80,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from ..int8 import host_int8_path
     from ..int8.parity import avx2_parity
     from ..io.bundle import bundle_files
-    from ..io.images import bundled_images, list_images, load_image
+    from ..io.images import bundled_images, list_images, load_image, video_frames
     from ..io.photos import reference_photos, reference_video
     from ..models.adapter import hook
     from ..models.registry import get_adapter
@@ -91,12 +127,17 @@ def run(args: argparse.Namespace) -> int:
     from ..onnx.timing import environment, time_interleaved
     from ..sam2.parity import pipeline_parity
 
+    check_thresholds(args)
     d = Path(args.onnx_dir)
     manifest = read_manifest(d)
+    manifest_recipe(manifest)  # a hand-edited recipe_spec fails now, not after timing every graph
     size = int(manifest["image_size"])
     check_positive(args.points_per_side, "--points-per-side")
     check_positive(args.repeats, "--repeats")
     check_positive(args.max_frames, "--max-frames")
+    check_threads(args.threads)  # negative counts are named here (0: onnxruntime's default)
+    if args.video:  # a bad clip (unreadable frame, mixed sizes) is named before any model work
+        video_frames(args.video)
     files = bundle_files(d, manifest)  # inside the bundle, regular, complete ONNX files: before opening
     parity_paths = list_images(args.images) if args.images else bundled_images()
     calib = [load_image(p) for p in reference_photos(manifest, args.calib_images, parity_paths)]

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BundleError
+from ..seeds import seed_problem
+from .bundle_graphs import REEXPORT, check_onnx
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -34,7 +36,6 @@ GRAPH_KEYS = (
     "sam_mask_decoder",
     "sam_mask_decoder_fp16",
 )
-REEXPORT = "Fix: export the bundle again with `sam2-quant export --out NEW_FOLDER`."
 #: attribute export sets on a model: the photos it was calibrated on (recorded in the manifest)
 CALIBRATION_ATTR = "sam2_quant_calibration"
 
@@ -139,6 +140,18 @@ def _value_problems(m: dict[str, Any]) -> list[str]:
     out += [f"files[{k!r}] must be a relative path" for k, v in files.items() if not isinstance(v, str)]
     if ("encoder_fp16" in files) != ("decoder_fp16" in files):
         out.append("files must list encoder_fp16 and decoder_fp16 together")
+    if m.get("seed") is not None and (problem := seed_problem(m["seed"])):
+        out.append(problem)
+    if m.get("family", "sam2") == "sam2":
+        from ..sam2.names import CONFIGS, config_short_name
+
+        try:
+            config_short_name(m["config"])
+        except ValueError:
+            out.append(
+                f"config {m['config']!r:.60} is not a SAM 2 config (one of {', '.join(CONFIGS)}; "
+                "or repair it in manifest.json)"
+            )
     sizes = m.get("bytes") or {}
     out += [f"bytes[{k!r}] must be an int >= 0" for k, v in sizes.items() if not _type_ok(v, int) or v < 0]
     return out
@@ -173,12 +186,21 @@ def bundle_files(
     files = manifest["files"]
     keys = list(files) if keys is None else list(keys)
     paths = {k: inside(bundle, files[k], f"manifest files[{k!r}]") for k in keys}
+    kw = {"family": manifest.get("family", "sam2"), "config": manifest.get("config")}
     for key, path in paths.items():
-        check_graph_file(path, key, (manifest.get("bytes") or {}).get(key), int(manifest["image_size"]))
+        check_graph_file(path, key, (manifest.get("bytes") or {}).get(key), int(manifest["image_size"]), **kw)
     return paths
 
 
-def check_graph_file(path: Path, key: str, nbytes: int | None, image_size: int) -> None:
+def check_graph_file(
+    path: Path,
+    key: str,
+    nbytes: int | None,
+    image_size: int,
+    *,
+    family: str = "sam2",
+    config: str | None = None,
+) -> None:
     try:
         st = os.stat(path)
     except OSError as e:
@@ -195,29 +217,7 @@ def check_graph_file(path: Path, key: str, nbytes: int | None, image_size: int) 
             f"bundle file {path} ({key}) is {st.st_size} bytes but manifest.json records {nbytes}: it is "
             f"truncated or was replaced. {REEXPORT}"
         )
-    _check_onnx(path, key, image_size)
-
-
-def _check_onnx(path: Path, key: str, image_size: int) -> None:
-    import onnx
-    from onnx.external_data_helper import uses_external_data
-
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf's DecodeError and friends
-        raise BundleError(f"bundle file {path} ({key}) is not a valid ONNX model ({e}). {REEXPORT}") from None
-    for init in proto.graph.initializer:
-        if uses_external_data(init):
-            loc = next((e.value for e in init.external_data if e.key == "location"), "")
-            inside(path.parent, loc, f"{path.name}: external data of initializer {init.name!r}")
-    if key.startswith("encoder") and proto.graph.input:
-        dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
-        if len(dims) == 4 and all(dims[2:]) and dims[2:] != [image_size, image_size]:
-            raise BundleError(
-                f"manifest.json says image_size {image_size} but {path.name} takes {dims[2]}x{dims[3]} "
-                f"images: the manifest was edited or belongs to another bundle. Fix: set image_size to "
-                f"{dims[2]}, or export again."
-            )
+    check_onnx(path, key, image_size, family=family, config=config)
 
 
 def reference_seed(manifest: Mapping[str, Any]) -> int:
@@ -234,7 +234,11 @@ def reference_seed(manifest: Mapping[str, Any]) -> int:
     log.warning(
         "manifest.json (version 1) does not record the seed; read from its weights label. %s", REEXPORT
     )
-    return int(m.group(1))
+    seed = int(m.group(1))
+    problem = seed_problem(seed)
+    if problem is not None:
+        raise BundleError(f"manifest.json weights label {m.group(0)!r:.80}: {problem}. {REEXPORT}")
+    return seed
 
 
 def reference_checkpoint(manifest: Mapping[str, Any], checkpoint: str | None) -> str | None:

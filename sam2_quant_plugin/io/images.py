@@ -108,7 +108,8 @@ def bundled_images() -> list[Path]:
 
 def video_frames(video_dir: str | Path) -> list[Path]:
     """The JPEG frames of a clip folder in frame order; a named :class:`DataError` when SAM 2's video
-    reader would not take it (missing folder, no ``*.jpg``, names that are not frame numbers)."""
+    reader would not take it (missing folder, no ``*.jpg``, names that are not frame numbers, a frame whose
+    header cannot be read, frames of different sizes)."""
     folder = Path(video_dir)
     fix = "Fix: pass a folder of JPEG frames named by frame number (00000.jpg, 00001.jpg, ...)."
     if not folder.is_dir():
@@ -119,7 +120,29 @@ def video_frames(video_dir: str | Path) -> list[Path]:
     odd = [p.name for p in frames if not p.stem.isdigit()]
     if odd:
         raise DataError(f"video folder {folder}: {odd[:3]} are not frame numbers. {fix}")
-    return sorted(frames, key=lambda p: int(p.stem))
+    frames = sorted(frames, key=lambda p: int(p.stem))
+    sizes = {p: _frame_size(p) for p in frames}  # headers only: cheap, and before any model work
+    first = frames[0]
+    for p in frames[1:]:
+        if sizes[p] != sizes[first]:
+            (w0, h0), (w1, h1) = sizes[first], sizes[p]
+            raise DataError(
+                f"video folder {folder}: frames differ in size ({first.name} is {w0}x{h0}, {p.name} is "
+                f"{w1}x{h1}). Fix: resize every frame of the clip to one size (SAM 2 tracks one frame size)."
+            )
+    return frames
+
+
+def _frame_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` from a frame's header, or a :class:`DataError` naming the frame and the fix."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise DataError(
+            f"video frame {path} cannot be read ({type(exc).__name__}: {exc}). Fix: replace or remove it "
+            "(every frame must be a readable JPEG image of the clip's size)."
+        ) from None
 
 
 def bundled_video_frames() -> list[Path]:

@@ -23,6 +23,18 @@ DEFAULT_GROUP_SIZE = 32
 ROUNDINGS = ("nearest", "gptq")
 #: ``targets`` of a recipe that names none: every module of the model (the empty prefix)
 WHOLE_MODEL: tuple[str, ...] = ("",)
+#: QuantSpec fields that are YAML booleans: a quoted "false" is a (truthy) string, never read as false
+BOOL_FIELDS = ("learnable", "symmetric", "narrow_range", "learn_scale")
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` when it is a real bool; else :class:`RecipeError` naming the field, value and fix."""
+    if not isinstance(value, bool):
+        raise RecipeError(
+            f'{name}={value!r:.40} must be true or false, not a {type(value).__name__} (a quoted "false" '
+            f"would count as true). Fix: write '{name}: true' or '{name}: false' (YAML booleans, no quotes)."
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,8 @@ class QuantSpec:
     rounding: str = "nearest"
 
     def __post_init__(self) -> None:
+        for name in BOOL_FIELDS:
+            check_bool(getattr(self, name), name)
         # Store the checked ints, so a YAML `8.0` does not reach qrange() as a float.
         object.__setattr__(self, "min_bits", check_bits(self.min_bits, what="min_bits"))
         object.__setattr__(self, "max_bits", check_bits(self.max_bits, what="max_bits"))
@@ -260,7 +274,7 @@ def _spec_from_dict(d: Any, where: str, kind: str) -> QuantSpec | None:
         b = dict(d.pop("bits"))
         _no_unknown(b, {"learnable", "init", "min", "max"}, f"{where}.{kind}.bits")
         d.update(
-            learnable=bool(b.get("learnable", True)),
+            learnable=b.get("learnable", True),  # checked (a real bool) by QuantSpec
             bits=b.get("init", b.get("max", MAX_BITS)),
             min_bits=b.get("min", MIN_BITS),
             max_bits=b.get("max", MAX_BITS),
