@@ -10,9 +10,7 @@ row's setup fills.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from sam2_quant_plugin.errors import DataError
 from sam2_quant_plugin.io.images import video_frames
 from sam2_quant_plugin.sam2 import bundled_images
 from tests.cli._bad_inputs_helpers import copy_bundle
-from tests.cli.test_bad_inputs import Ctx, Row, _file, _tree
+from tests.cli.test_bad_inputs import Ctx, Row, _file, run_row
 
 
 def _clip(*frames: tuple[int, int] | None) -> Callable[[Ctx], None]:
@@ -115,33 +113,8 @@ ROWS = [
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
-def test_bad_input(
-    row: Row,
-    tmp_path: Path,
-    good_bundle: Path,
-    request: pytest.FixtureRequest,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    stack = ExitStack()
-    request.addfinalizer(stack.close)
-    ctx: Ctx = {"good": good_bundle, "tmp": tmp_path, "b": tmp_path / "b", "stack": stack}
-    ctx |= {"img": bundled_images()[0], "clip": tmp_path / "clip"}
-    if row.setup is not None:
-        row.setup(ctx)
-    for target, make in row.patches:
-        monkeypatch.setattr(target, make(ctx))
-    before = _tree(tmp_path)
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        rc = main([a.format(**ctx) for a in row.argv])
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert rc == row.code, caplog.text[-2000:]
-    assert len(errors) == 1, errors
-    assert row.needle in errors[0]
-    assert "Fix" in errors[0], errors[0]
-    assert "Traceback" not in caplog.text
-    assert _tree(tmp_path) == before, f"left behind: {sorted(_tree(tmp_path) - before)}"
+def test_bad_input(row: Row, request: pytest.FixtureRequest) -> None:
+    run_row(row, request, clip=request.getfixturevalue("tmp_path") / "clip")
 
 
 def test_video_frames_checks_headers_and_sizes(tmp_path: Path) -> None:
