@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ..errors import ExportError
+from ..int8.safety import TARGET_CPUS
 from ..recipe.yaml_strict import MAX_RECIPE_BYTES, safe_load_strict
 
 # The package's ``profiles`` folder: a symlink to ``export/profiles`` in a checkout, real files in a wheel.
@@ -38,7 +39,6 @@ _WHAT = {
     "ints": "a list of whole numbers",
     "strs": "a list of names",
 }
-TARGET_CPUS = ("any", "vnni")
 
 
 def _is_int(v: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import BundleError
 from ..seeds import seed_problem
-from .bundle_graphs import REEXPORT, check_onnx
+from .graph_checks import REEXPORT, check_onnx, family_hook
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -142,16 +142,9 @@ def _value_problems(m: dict[str, Any]) -> list[str]:
         out.append("files must list encoder_fp16 and decoder_fp16 together")
     if m.get("seed") is not None and (problem := seed_problem(m["seed"])):
         out.append(problem)
-    if m.get("family", "sam2") == "sam2":
-        from ..sam2.names import CONFIGS, config_short_name
-
-        try:
-            config_short_name(m["config"])
-        except ValueError:
-            out.append(
-                f"config {m['config']!r:.60} is not a SAM 2 config (one of {', '.join(CONFIGS)}; "
-                "or repair it in manifest.json)"
-            )
+    family_problems = family_hook(str(m.get("family", "sam2")), "manifest_problems")
+    if family_problems is not None:
+        out += family_problems(m)
     sizes = m.get("bytes") or {}
     out += [f"bytes[{k!r}] must be an int >= 0" for k, v in sizes.items() if not _type_ok(v, int) or v < 0]
     return out
@@ -186,9 +179,9 @@ def bundle_files(
     files = manifest["files"]
     keys = list(files) if keys is None else list(keys)
     paths = {k: inside(bundle, files[k], f"manifest files[{k!r}]") for k in keys}
-    kw = {"family": manifest.get("family", "sam2"), "config": manifest.get("config")}
     for key, path in paths.items():
-        check_graph_file(path, key, (manifest.get("bytes") or {}).get(key), int(manifest["image_size"]), **kw)
+        nbytes = (manifest.get("bytes") or {}).get(key)
+        check_graph_file(path, key, nbytes, int(manifest["image_size"]), manifest=manifest)
     return paths
 
 
@@ -198,8 +191,7 @@ def check_graph_file(
     nbytes: int | None,
     image_size: int,
     *,
-    family: str = "sam2",
-    config: str | None = None,
+    manifest: Mapping[str, Any] | None = None,
 ) -> None:
     try:
         st = os.stat(path)
@@ -217,7 +209,7 @@ def check_graph_file(
             f"bundle file {path} ({key}) is {st.st_size} bytes but manifest.json records {nbytes}: it is "
             f"truncated or was replaced. {REEXPORT}"
         )
-    check_onnx(path, key, image_size, family=family, config=config)
+    check_onnx(path, key, image_size, manifest)
 
 
 def reference_seed(manifest: Mapping[str, Any]) -> int:

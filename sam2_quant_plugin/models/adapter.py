@@ -51,6 +51,9 @@ class ModelAdapter(Protocol):
     * ``extra_parity(model, files, *, optimization, **kw) -> dict[str, dict]``: named onnxruntime-vs-torch
       checks of the graphs :meth:`parity` does not run (SAM 2: the memory graphs inside its video loop),
       each a metrics dict checked against :data:`sam2_quant_plugin.onnx.parity.THRESHOLDS`.
+    * ``check_graph(proto, path, key, manifest)``: raise :class:`~sam2_quant_plugin.errors.BundleError` when
+      the bundle file ``key`` (its ONNX proto, weights not loaded) is not the graph its manifest says.
+    * ``manifest_problems(manifest) -> list[str]``: what is wrong with the family's own manifest fields.
     """
 
     #: the family's name, as written into :class:`ModelInfo.family`, manifests and ``--model``

@@ -135,6 +135,18 @@ class SAM2Adapter:
         opts = {k: kw[k] for k in ("max_frames", "threads") if kw.get(k) is not None}
         return {"video": video_parity(model, files, clip, optimization=optimization, **opts)}
 
+    def check_graph(self, proto: Any, path: Path, key: str, manifest: Mapping[str, Any]) -> None:
+        """A bundle file is the graph its manifest entry names; the encoder's trunk is the config's."""
+        from .bundle_checks import check_graph
+
+        check_graph(proto, path, key, manifest)
+
+    def manifest_problems(self, manifest: Mapping[str, Any]) -> list[str]:
+        """What is wrong with a SAM 2 manifest's own fields (an unknown config)."""
+        from .bundle_checks import manifest_problems
+
+        return manifest_problems(manifest)
+
     def fidelity(
         self,
         teacher: nn.Module,

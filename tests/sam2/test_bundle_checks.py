@@ -11,7 +11,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 from sam2_quant_plugin.errors import BundleError
-from sam2_quant_plugin.io.bundle_graphs import TRUNK_BLOCKS, check_trunk
+from sam2_quant_plugin.sam2.bundle_checks import TRUNK_BLOCKS, check_trunk
 
 
 def _encoder_with_blocks(n: int) -> onnx.ModelProto:
