@@ -8,6 +8,7 @@ import pytest
 
 from sam2_quant_plugin.cli.main import main
 from sam2_quant_plugin.sam2 import bundled_images
+from tests._utils.metrics import lower_metric
 
 pytestmark = pytest.mark.onnx
 
@@ -48,14 +49,7 @@ def test_export_validate_infer(tmp_path, monkeypatch) -> None:  # type: ignore[n
     # float file matches torch to rounding, so its measured cosine is lowered by 0.01 to stand for a bad one)
     import sam2_quant_plugin.sam2.parity as parity
 
-    real = parity.pipeline_parity
-
-    def worse(*a, **kw):  # type: ignore[no-untyped-def]
-        out = dict(real(*a, **kw))
-        out["embed_cosine"] -= 0.01
-        return out
-
-    monkeypatch.setattr(parity, "pipeline_parity", worse)
+    lower_metric(monkeypatch, parity, "pipeline_parity", "embed_cosine", by=0.01)
     assert main([*args, "--min-embed-cosine", "0.995"]) == 1
     assert json.loads((out / "report-2.json").read_text())["passed"] is False
 

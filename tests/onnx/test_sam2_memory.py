@@ -18,6 +18,7 @@ from sam2_quant_plugin.errors import ExportError
 from sam2_quant_plugin.onnx import make_session, quant_ranges
 from sam2_quant_plugin.sam2.export import bundle_memory_specs, export_memory_encoder
 from sam2_quant_plugin.sam2.graphs import MEMORY_ENCODER_INPUTS, MemoryEncoderGraph, memory_encoder_example
+from tests._utils.metrics import lower_metric
 from tests.conftest import SMALL as S
 
 pytestmark = [pytest.mark.slow, pytest.mark.onnx]
@@ -89,14 +90,7 @@ def test_export_command_adds_the_memory_graphs(tmp_path, monkeypatch) -> None:  
     # match torch to rounding), and validate fails on it with exit 1
     import sam2_quant_plugin.sam2.parity as parity
 
-    real = parity.video_parity
-
-    def drifting(*a, **kw):  # type: ignore[no-untyped-def]
-        out = dict(real(*a, **kw))
-        out["video_j"] -= 0.02
-        return out
-
-    monkeypatch.setattr(parity, "video_parity", drifting)
+    lower_metric(monkeypatch, parity, "video_parity", "video_j", by=0.02)
     assert main([*validate, "--max-frames", "3", "--min-video-j", "0.985"]) == 1
     assert json.loads((out / "report-2.json").read_text())["passed"] is False
 
