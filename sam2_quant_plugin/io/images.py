@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 
@@ -22,7 +22,12 @@ PathLike = str | os.PathLike[str]
 
 
 def load_image(path: PathLike) -> np.ndarray:
-    """Read an image file as an ``HxWx3`` uint8 RGB array (what ``SAM2ImagePredictor.set_image`` takes)."""
+    """Read an image file as an ``HxWx3`` uint8 RGB array (what ``SAM2ImagePredictor.set_image`` takes).
+
+    A photo's EXIF orientation is applied (phones store portrait shots sideways with a rotate tag), so the
+    array, the point prompts given in its pixels and the written masks are the way up a viewer shows them.
+    Video frames are read by SAM 2's own loader, which does not rotate them.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image file not found: {path}. Fix: check the path (jpg, jpeg or png expected).")
@@ -30,7 +35,7 @@ def load_image(path: PathLike) -> np.ndarray:
         with Image.open(path) as img:
             if img.mode.startswith("I"):  # 16-bit grey PNGs: scale to 8 bits (convert("RGB") clips at 255)
                 return _wide_grey_to_rgb(np.asarray(img))
-            rgb = img.convert("RGB")
+            rgb = ImageOps.exif_transpose(img).convert("RGB")
     except Image.DecompressionBombError as exc:
         raise DataError(
             f"image {path} is too large to read safely ({exc}). Fix: downscale it (SAM 2 resizes every "

@@ -51,6 +51,21 @@ def test_load_image_converts_grey_and_rgba(tmp_path: Path) -> None:
     assert load_image(tmp_path / "rgba.png")[0, 0].tolist() == [1, 2, 3]
 
 
+def test_load_image_applies_exif_orientation(tmp_path: Path) -> None:
+    """A phone's portrait photo is stored landscape with orientation 6 (rotate 90 clockwise to view)."""
+    stored = np.zeros((30, 40, 3), dtype=np.uint8)
+    stored[:, :20] = 255  # left half white as stored -> top half white once rotated for viewing
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "portrait.jpg", exif=exif, quality=95)
+    viewed = load_image(tmp_path / "portrait.jpg")
+    assert viewed.shape == (40, 30, 3)
+    assert viewed[:15].mean() > 200
+    assert viewed[25:].mean() < 50
+    Image.fromarray(stored).save(tmp_path / "plain.jpg", quality=95)  # no tag: read as stored
+    assert load_image(tmp_path / "plain.jpg").shape == (30, 40, 3)
+
+
 def test_load_image_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_image(tmp_path / "missing.jpg")
