@@ -17,7 +17,7 @@ from .checks import check_positive, check_writable
 from .common import add_model_arguments, add_nbits_accuracy_argument, build_model, weights_label
 from .ort_options import check_threads
 
-HELP = "fidelity table vs the float teacher: ours vs torch.ao, onnxruntime and NNCF quantizers (issue #5)"
+HELP = "fidelity table vs the float teacher: ours vs torch.ao, onnxruntime and NNCF quantizers"
 log = logging.getLogger("sam2-quant.eval")
 
 

@@ -20,13 +20,19 @@ from .common import runtime_arguments
 
 COMMANDS = ("inspect", "run", "export", "validate", "infer", "track", "bench", "cdpq", "eval")
 
+DESCRIPTION = (
+    "Per-layer mixed-precision quantization of SAM 2: recipes, CDPQ bit search, QDQ ONNX export validated "
+    "on onnxruntime. Without --checkpoint, SAM 2 is built with SEEDED RANDOM INIT weights."
+)
+EPILOG = "Start with `sam2-quant run` (the main job); `sam2-quant COMMAND -h` lists a command's options."
+
 
 def _load(name: str):  # type: ignore[no-untyped-def]
     return importlib.import_module(f"sam2_quant_plugin.cli.{name}_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sam2-quant", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="sam2-quant", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
