@@ -18,6 +18,7 @@ from .api import current_recipe, fake_quants, prepare_qat, quant_state, set_obse
 from .errors import CheckpointError
 from .fake_quant.frozen import FrozenFakeQuantize
 from .io.atomic import atomic_write
+from .io.torch_files import load_torch_file
 from .recipe.io import load_recipe
 from .recipe.schema import Recipe
 
@@ -46,16 +47,16 @@ def save_quantized(model: nn.Module, path: str | Path, *, overwrite: bool = Fals
     return path
 
 
+_READ_FIX = "pass a file written by save_quantized or a run's frozen_state_dict.pt"
+
+
 def _read(path: str | Path | dict[str, Any]) -> dict[str, Any]:
     if isinstance(path, dict):
         return path
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as e:
-        raise CheckpointError(
-            f"cannot read {path} ({e}). Fix: pass a file written by save_quantized or a run's "
-            "frozen_state_dict.pt"
-        ) from None
+    blob = load_torch_file(path, fix=_READ_FIX)
+    if not isinstance(blob, dict):
+        raise CheckpointError(f"{path} holds a {type(blob).__name__}, not a saved model. Fix: {_READ_FIX}")
+    return blob
 
 
 def load_quantized(

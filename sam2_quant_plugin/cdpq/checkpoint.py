@@ -17,6 +17,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..io.atomic import atomic_write, atomic_write_json
+from ..io.torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
 STATE, STUDENT, QUANT = "search_state.json", "student.pt", "quantizers.pt"
@@ -78,11 +79,7 @@ def read_state(run_dir: Path) -> SearchState:
 
 
 def _torch_load(path: Path) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip (PytorchStreamReader), pickle errors, a missing file
-        detail = " ".join(str(e).split()).split(". ")[0]  # torch's first sentence says what broke
-        raise CheckpointError(f"{path} cannot be loaded ({detail:.200}). {RESTART}") from None
+    return load_torch_file(path, fix=RESTART.removeprefix("Fix: "))
 
 
 def check_resumable(run_dir: Path) -> None:
@@ -137,9 +134,9 @@ def _load_params(student: nn.Module, blob: dict[str, Any]) -> None:
     params = dict(student.named_parameters())
     unknown = [n for n in blob["params"] if n not in params]
     if unknown:
-        raise RuntimeError(
+        raise CheckpointError(
             f"checkpoint holds {len(unknown)} parameters the student lacks, e.g. {unknown[:3]}: it was "
-            "written for another model or target_roots"
+            f"written for another model or target_roots. {RESTART}"
         )
     with torch.no_grad():
         for n, v in blob["params"].items():
@@ -161,8 +158,9 @@ def load(
     quant = _torch_load(run_dir / QUANT)
     _missing, unexpected = student.load_state_dict(quant, strict=False)
     if unexpected:
-        raise RuntimeError(
-            f"checkpoint holds {len(unexpected)} unknown quantizer keys, e.g. {unexpected[:3]}"
+        raise CheckpointError(
+            f"checkpoint holds {len(unexpected)} unknown quantizer keys, e.g. {unexpected[:3]}: it was "
+            f"written for another model or recipe. {RESTART}"
         )
     log.info(
         "resumed at phase %r: %d attempts, %d passes, %d rounds done",

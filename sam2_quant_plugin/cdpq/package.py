@@ -11,13 +11,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import CheckpointError
 from ..io.atomic import atomic_write
+from ..io.torch_files import load_torch_file
 from ..numerics import qrange, quantize_to_int, to_groups
 from .student import weight_quantizers
 
 log = logging.getLogger(__name__)
 FORMAT = "sam2_quant_plugin.cdpq.package/1"
 _QUANT_KEYS = ("fake_quant.", "activation_post_process.")
+_PACKAGE_FIX = "pass the package.pt of a `sam2-quant cdpq` run (or a file written by save_package)"
 
 
 def _vanilla_key(key: str) -> bool:
@@ -72,7 +75,9 @@ def dequantize_layer(entry: dict[str, Any]) -> torch.Tensor:
 def package_to_state_dict(package: dict[str, Any]) -> dict[str, torch.Tensor]:
     """A vanilla SAM 2 state_dict: dequantized weights beside the float tensors."""
     if package.get("format") != FORMAT:
-        raise ValueError(f"not a CDPQ package (format {package.get('format')!r}, expected {FORMAT!r})")
+        raise CheckpointError(
+            f"not a CDPQ package (format {package.get('format')!r}, expected {FORMAT!r}). Fix: {_PACKAGE_FIX}"
+        )
     state = dict(package["float"])
     for name, entry in package["layers"].items():
         state[f"{name}.weight"] = dequantize_layer(entry)
@@ -84,7 +89,13 @@ def save_package(package: dict[str, Any], path: str | Path) -> Path:
 
 
 def load_package(path: str | Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A package written by :func:`save_package`; a ``CheckpointError`` when the file is not one."""
+    package = load_torch_file(path, fix=_PACKAGE_FIX)
+    if not isinstance(package, dict):
+        raise CheckpointError(
+            f"{path} holds a {type(package).__name__}, not a CDPQ package. Fix: {_PACKAGE_FIX}"
+        )
+    return package
 
 
 def package_to_checkpoint(package: dict[str, Any] | str | Path, path: str | Path) -> Path:

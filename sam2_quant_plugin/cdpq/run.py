@@ -109,7 +109,7 @@ def run_cdpq(
     if resume is not None:
         cfg = load_config(resume) if cfg is None else cfg
     if cfg is None:
-        raise ValueError("give a CDPQConfig or a run folder to resume")
+        raise ConfigError("run_cdpq needs a CDPQConfig or a run folder to resume. Fix: pass cfg= or resume=")
     run_dir = _run_dir(cfg, out, resume)
     handler = attach_log_file(run_dir) if ddp.is_main() else None
     started = False  # any state written beyond config.json (else a failed new run leaves no folder)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
 from ..io.atomic import atomic_write_json
 from .data import Batch
 from .losses import distill_loss
@@ -48,7 +49,7 @@ def compute_sensitivity(
 ) -> dict[str, float]:
     """Layer name -> sensitivity (``metric`` in grad_norm | fisher | hutchinson)."""
     if metric not in METRICS:
-        raise ValueError(f"unknown sensitivity metric {metric!r}; use one of {METRICS}")
+        raise ConfigError(f"unknown sensitivity metric {metric!r}. Fix: use one of {METRICS}")
     names = list(layers or weight_quantizers(student))
     params = [student.get_submodule(n).weight for n in names]
     flags = [p.requires_grad for p in params]

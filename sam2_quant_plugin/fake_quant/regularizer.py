@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
+from ..errors import ConfigError, RecipeError
 from ..numerics import bits_tensor_from_offset
 from ..torchao_adapter import WEIGHT_FQ
 from .learnable import LearnableBitFakeQuantize
@@ -42,7 +44,10 @@ def bit_penalty(
     """
     mods = learnable_bit_modules(model)
     if not mods:
-        raise ValueError("model has no learnable-bit fake-quant; use a recipe with `bits: {learnable: true}`")
+        raise RecipeError(
+            "model has no learnable-bit fake-quant, so there are no bits to penalise. Fix: use a recipe "
+            "with `bits: {learnable: true}` (e.g. the shipped `learnable`)"
+        )
     total = torch.zeros(())
     norm = 0.0
     for name, fq in mods.items():
@@ -50,8 +55,8 @@ def bit_penalty(
         imp = 1.0
         if importance is not None:
             imp = float(importance.get(name, importance.get(layer, 1.0)))
-            if imp <= 0:
-                raise ValueError(f"importance of {name!r} is {imp}; importances must be > 0")
+            if not math.isfinite(imp) or imp <= 0:
+                raise ConfigError(f"importance of {name!r} is {imp}. Fix: pass importances > 0 (finite)")
         size = float(fq.scale.numel() if not weight_by_params else _tensor_size(model, name))
         total = total + bit_cost(fq, soft=soft) * size / imp
         norm += size

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def find_recipe(ref: str | Path) -> Path:
 
 def load_recipe(ref: str | Path) -> Recipe:
     """Load a recipe from a YAML path or a shipped name (e.g. ``w8a8`` or ``sam2.1_hiera_t/w4a8``)."""
+    if not isinstance(ref, (str, os.PathLike)):
+        raise RecipeError(
+            f"a recipe is a Recipe, a YAML path or a shipped name, got {type(ref).__name__} {ref!r:.80}. "
+            "Fix: pass e.g. 'w8a8' (sam2-quant inspect --list shows the shipped ones) or load_recipe(path)"
+        )
     path = find_recipe(ref)
     try:
         if path.stat().st_size > MAX_RECIPE_BYTES:

@@ -9,7 +9,7 @@ import torch
 from sam2_quant_plugin.api import prepare_qat
 from sam2_quant_plugin.cdpq import build_package, load_package, package_to_state_dict, run_cdpq
 from sam2_quant_plugin.cdpq.artifacts import read_jsonl
-from sam2_quant_plugin.errors import ConfigError
+from sam2_quant_plugin.errors import CheckpointError, ConfigError
 from sam2_quant_plugin.recipe import load_recipe
 
 from .toy import toy_config, toy_model, toy_session_kw
@@ -127,7 +127,7 @@ def test_package_roundtrip_matches_fake_quant_weights(tmp_path: Path) -> None:
 
 
 def test_build_package_rejects_foreign_format() -> None:
-    with pytest.raises(ValueError, match="not a CDPQ package"):
+    with pytest.raises(CheckpointError, match="not a CDPQ package"):
         package_to_state_dict({"format": "x"})
     assert callable(build_package)
 

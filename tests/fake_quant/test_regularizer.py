@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from sam2_quant_plugin import prepare_qat
+from sam2_quant_plugin.errors import ConfigError, RecipeError
 from sam2_quant_plugin.fake_quant import bit_cost, bit_penalty, learnable_bit_modules
 from tests._utils import make_tiny_sam2_like
 
@@ -55,8 +56,9 @@ def test_importance_divides(learnable_model) -> None:
         learnable_model, {f"{QKV}.weight_fake_quant": 4.0}, weight_by_params=False
     ).item()
     assert by_fq_name == pytest.approx(got)
-    with pytest.raises(ValueError, match="importance"):
-        bit_penalty(learnable_model, {QKV: 0.0})
+    for bad in (0.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="importance"):
+            bit_penalty(learnable_model, {QKV: bad})
 
 
 def _qkv_drop(model: torch.nn.Module, imp: float) -> float:
@@ -93,7 +95,7 @@ def test_bit_cost_soft_vs_rounded(learnable_model) -> None:
 
 def test_error_without_learnable_bits() -> None:
     model = prepare_qat(make_tiny_sam2_like(), "w8a8")
-    with pytest.raises(ValueError, match="no learnable-bit"):
+    with pytest.raises(RecipeError, match="no learnable-bit"):
         bit_penalty(model)
-    with pytest.raises(ValueError, match="no learnable-bit"):
+    with pytest.raises(RecipeError, match="no learnable-bit"):
         bit_penalty(make_tiny_sam2_like())
