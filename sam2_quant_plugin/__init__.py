@@ -33,10 +33,14 @@ from .calibrate import batch_forward_loop, calibrate
 from .convert import convert
 from .errors import (
     BitsError,
+    BundleError,
     CalibrationError,
     CheckpointError,
+    ConfigError,
     DataError,
+    DeviceError,
     ExportError,
+    Int8Error,
     ModelConfigError,
     ParityError,
     RecipeError,
@@ -65,11 +69,15 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "BitsError",
+    "BundleError",
     "CalibrationError",
     "CheckpointError",
+    "ConfigError",
     "DataError",
+    "DeviceError",
     "ExportError",
     "FrozenFakeQuantize",
+    "Int8Error",
     "LayerRule",
     "LearnableBitFakeQuantize",
     "ModelAdapter",

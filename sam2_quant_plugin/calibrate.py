@@ -12,7 +12,7 @@ from torch import nn
 
 from .api import fake_quants, quant_state, set_observers
 from .device import model_device, resolve_device
-from .errors import CalibrationError
+from .errors import CalibrationError, ConfigError
 from .fake_quant.learnable import LearnableBitFakeQuantize
 from .gptq import apply_gptq, collect_hessians
 from .models.registry import adapter_for
@@ -30,6 +30,13 @@ def batch_forward_loop(
     passed as positional arguments). ``data`` must be re-iterable (a list, a DataLoader) if the loop is
     run more than once.
     """
+    if not isinstance(data, Iterable) or isinstance(data, (str, bytes)):
+        raise ConfigError(
+            f"calibration data must be an iterable of batches (a list, a DataLoader), got "
+            f"{type(data).__name__}. Fix: pass e.g. [x1, x2], or a callable forward_loop(model)"
+        )
+    if transform is not None and not callable(transform):
+        raise ConfigError(f"transform must be callable, got {type(transform).__name__}. Fix: pass a function")
 
     def loop(model: nn.Module) -> None:
         device = model_device(model)  # inputs follow the model's device
@@ -70,6 +77,11 @@ def calibrate(
     state = quant_state(model)
     if device is not None:  # 'cpu' | 'cuda' | 'auto'; None: where the model is. Inputs follow the model.
         model.to(resolve_device(device))
+    if forward_loop is not None and not callable(forward_loop):
+        raise ConfigError(
+            f"forward_loop must be a callable loop(model), got {type(forward_loop).__name__}. Fix: wrap "
+            "batches with batch_forward_loop(data), or pass them to quantize(model, recipe, data)"
+        )
     if forward_loop is not None and video is not None:
         raise CalibrationError(
             "calibrate() got both forward_loop and video; the video clip is only used by the adapter's own "

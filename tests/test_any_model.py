@@ -59,6 +59,17 @@ def test_calibrate_without_forward_loop_on_a_non_sam_model_is_a_named_error() ->
         sq.calibrate(q)
 
 
+def test_calibration_data_of_the_wrong_kind_is_a_named_error() -> None:
+    model = nn.Sequential(nn.Linear(4, 4))
+    recipe = sq.Recipe(name="w", default=sq.LayerRule("<default>", weight=sq.weight_spec(bits=7)))
+    with pytest.raises(sq.ConfigError, match=r"iterable of batches .*, got int\. Fix"):
+        sq.quantize(model, recipe, 5)  # type: ignore[arg-type]
+    with pytest.raises(sq.ConfigError, match=r"forward_loop must be a callable loop\(model\), got list"):
+        sq.calibrate(sq.prepare_qat(model, recipe), forward_loop=[torch.ones(1, 4)])  # type: ignore[arg-type]
+    with pytest.raises(sq.ConfigError, match="transform must be callable"):
+        sq.batch_forward_loop([torch.ones(1, 4)], transform=3)  # type: ignore[arg-type]
+
+
 def test_mha_out_proj_is_refused_with_the_rule_that_excludes_it() -> None:
     with pytest.raises(sq.RecipeError) as err:
         sq.prepare_qat(vit(), W7A8)
