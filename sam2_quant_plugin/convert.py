@@ -19,7 +19,7 @@ from .api import INPUT_FQ, WEIGHT_FQ, freeze, quant_state, remove_input_hook
 from .errors import Int8Error
 from .fake_quant.frozen import FrozenFakeQuantize
 from .int8.host import host_int8_path
-from .int8.safety import UNSAFE_FIX, saturation_report
+from .int8.safety import CONVERT_FIX, saturation_report
 from .torchao_adapter import QAT_TYPES, ao_convert, dequantize_module, quantize_module, select_engine
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _refuse_saturation(frozen: nn.Module) -> None:
     if not report.safe:
         raise Int8Error(
             f"this CPU's torch int8 kernels saturate int16 pairs ({path.describe()}), and "
-            f"{report.summary()}; the converted model would be wrong here. {UNSAFE_FIX}."
+            f"{report.summary()}; the converted model would be wrong here. {CONVERT_FIX}."
         )
 
 

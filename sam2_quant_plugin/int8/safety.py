@@ -159,10 +159,18 @@ def attention_matmuls(model: nn.Module) -> dict[str, tuple[int, int]]:
     return out
 
 
-UNSAFE_FIX = (
+SEVEN_BIT_FIX = (
     "Fix: use a recipe whose int8 weights have 7-bit magnitude (the shipped w8a8 / w8a8_fidelity: "
-    "narrow_range 7-bit, GPTQ-rounded), or pass --target-cpu vnni (target_cpu='vnni') if the file will "
-    "only run on CPUs with AVX512-VNNI / AVX-VNNI"
+    "narrow_range 7-bit, GPTQ-rounded)"
+)
+UNSAFE_FIX = (
+    f"{SEVEN_BIT_FIX}, or pass --target-cpu vnni (target_cpu='vnni') if the file will only run on CPUs "
+    "with AVX512-VNNI / AVX-VNNI"
+)
+#: torch's int8 kernels run on this CPU only, so a convert() here has no "other CPU" to target
+CONVERT_FIX = (
+    f"{SEVEN_BIT_FIX}, or convert on a CPU with AVX512-VNNI / AVX-VNNI; the ONNX export of the frozen model "
+    "(sq.onnx, target_cpu='vnni') is the way to ship full 8-bit weights to VNNI hosts"
 )
 
 
