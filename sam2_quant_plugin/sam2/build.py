@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -16,11 +17,18 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 from sam2_quant_plugin.errors import CheckpointError, ModelConfigError
 from sam2_quant_plugin.io.atomic import atomic_write
 from sam2_quant_plugin.models.info import ModelInfo, set_model_info
-from sam2_quant_plugin.sam2.names import CHECKPOINT_FILES, CONFIGS, config_short_name
+from sam2_quant_plugin.sam2.names import (
+    CHECKPOINT_FILES,
+    CONFIGS,
+    SAM21_ONLY_KEYS,
+    TRUNK_BLOCKS,
+    config_short_name,
+)
 
 logger = logging.getLogger(__name__)
 
 _SHOW_KEYS = 5
+_TRUNK_BLOCK = re.compile(r"image_encoder\.trunk\.blocks\.(\d+)\.")
 
 
 def _check_image_size(image_size: int) -> int:
@@ -107,11 +115,35 @@ def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: P
             f"{len(shapes)} shape mismatches (first: {shapes[:_SHOW_KEYS]})",
         ]
         raise CheckpointError(
-            f"checkpoint {path} does not fit config {short!r}: " + "; ".join(parts) + ". It is probably "
-            f"a checkpoint for another config. Fix: pass the matching config ({', '.join(CONFIGS)}; "
-            f"{short} expects {CHECKPOINT_FILES[short]}) or the checkpoint made for {short}."
+            f"checkpoint {path} does not fit config {short!r}: "
+            + "; ".join(parts)
+            + f". {_diagnose(state, short)}"
         )
     model.load_state_dict(state, strict=True)
+
+
+def _diagnose(state: dict[str, torch.Tensor], short: str) -> str:
+    """What the checkpoint is, and the fix: a SAM 2.0 file, another size (by its trunk blocks), or unknown."""
+    blocks = {int(m.group(1)) for k in state if (m := _TRUNK_BLOCK.match(k))}
+    size = next((name for name, n in TRUNK_BLOCKS.items() if blocks and n == max(blocks) + 1), None)
+    if not any(k in state for k in SAM21_ONLY_KEYS) and blocks:
+        want = size or short
+        return (
+            "It is a SAM 2 (2.0) checkpoint: it lacks the parameters SAM 2.1 added "
+            f"({', '.join(SAM21_ONLY_KEYS)}). Fix: use the SAM 2.1 checkpoint {CHECKPOINT_FILES[want]} with "
+            f"config {want}; this package builds SAM 2.1 models only."
+        )
+    if size is not None and size != short:
+        return (
+            f"Its image encoder has {TRUNK_BLOCKS[size]} Hiera blocks, as {size} has (not "
+            f"{TRUNK_BLOCKS[short]}). Fix: pass --config {size} (config='{size}'), or the checkpoint made "
+            f"for {short} ({CHECKPOINT_FILES[short]})."
+        )
+    return (
+        "It is probably a checkpoint for another config. Fix: pass the matching config "
+        f"({', '.join(CONFIGS)}; {short} expects {CHECKPOINT_FILES[short]}) or the checkpoint made for "
+        f"{short}."
+    )
 
 
 def build_sam2_model(

@@ -14,11 +14,9 @@ from typing import Any
 
 from ..errors import BundleError
 from . import graphs as g
-from .names import CONFIGS, config_short_name
+from .names import CONFIGS, TRUNK_BLOCKS, config_short_name
 
 REEXPORT = "Fix: export the bundle again with `sam2-quant export --out NEW_FOLDER`."
-#: SAM 2.1 config -> Hiera trunk blocks (stages 1+2+7+2, 1+2+11+2, 2+3+16+3, 2+6+36+4): one count per config
-TRUNK_BLOCKS = {"sam2.1_hiera_t": 12, "sam2.1_hiera_s": 16, "sam2.1_hiera_b+": 24, "sam2.1_hiera_l": 48}
 _BLOCK = re.compile(r"image_encoder\.trunk\.blocks\.(\d+)\.")
 #: manifest ``files`` key (fp16 suffix removed) -> (what the graph is, its input names)
 ROLES = {

@@ -26,6 +26,15 @@ CHECKPOINT_FILES = MappingProxyType(
     }
 )
 
+#: Short config name -> Hiera trunk blocks (stages 1+2+7+2, 1+2+11+2, 2+3+16+3, 2+6+36+4): one count per
+#: config, so a checkpoint's or an exported encoder's block count names its config.
+TRUNK_BLOCKS = MappingProxyType(
+    {"sam2.1_hiera_t": 12, "sam2.1_hiera_s": 16, "sam2.1_hiera_b+": 24, "sam2.1_hiera_l": 48}
+)
+
+#: Parameters SAM 2.1 added to SAM 2 (2.0): a 2.0 checkpoint lacks exactly these.
+SAM21_ONLY_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
+
 #: Alias (lower case) -> short config name.
 ALIASES = MappingProxyType(
     {

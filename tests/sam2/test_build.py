@@ -19,7 +19,7 @@ from sam2_quant_plugin.sam2 import (
     resolve_config,
     save_checkpoint,
 )
-from sam2_quant_plugin.sam2.names import config_short_name
+from sam2_quant_plugin.sam2.names import SAM21_ONLY_KEYS, config_short_name
 
 SIZE = 256
 
@@ -167,7 +167,27 @@ def test_wrong_config_checkpoint(tiny_ckpt: Path) -> None:
     msg = str(info.value)
     assert "missing keys" in msg
     assert "image_encoder.trunk.blocks." in msg
-    assert "another config" in msg
+    assert "has 12 Hiera blocks, as sam2.1_hiera_t has (not 16). Fix: pass --config sam2.1_hiera_t" in msg
+
+
+def test_sam2_0_checkpoint_is_named_with_the_sam2_1_file_to_use(
+    tiny: torch.nn.Module, tmp_path: Path
+) -> None:
+    """A SAM 2 (2.0) checkpoint lacks exactly the parameters 2.1 added; the fix names the 2.1 file by size."""
+    state = {k: v for k, v in tiny.state_dict().items() if k not in SAM21_ONLY_KEYS}
+    torch.save({"model": state}, tmp_path / "sam2_hiera_tiny.pt")
+    for config in ("t", "large"):  # the size comes from the file's trunk, not from the config asked for
+        with pytest.raises(CheckpointError, match=r"SAM 2 \(2\.0\) checkpoint") as info:
+            build_sam2_model(config, tmp_path / "sam2_hiera_tiny.pt", image_size=128)
+        assert "use the SAM 2.1 checkpoint sam2.1_hiera_tiny.pt with config sam2.1_hiera_t" in str(info.value)
+
+
+def test_unrecognised_mismatch_asks_for_the_matching_config(tiny: torch.nn.Module, tmp_path: Path) -> None:
+    state = {**tiny.state_dict(), "extra.weight": torch.zeros(1)}
+    torch.save({"model": state}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match="1 unexpected keys") as info:
+        build_sam2_model("t", tmp_path / "odd.pt", image_size=128)
+    assert "probably a checkpoint for another config" in str(info.value)
 
 
 def test_save_refuses_overwrite(tiny: torch.nn.Module, tiny_ckpt: Path) -> None:
