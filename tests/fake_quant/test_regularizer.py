@@ -30,8 +30,9 @@ def test_learnable_modules_are_the_weight_quantizers(learnable_model) -> None:
 
 
 def test_penalty_is_average_bits_and_decreases_with_bits(learnable_model) -> None:
-    p8 = bit_penalty(learnable_model).item()
-    assert p8 == pytest.approx(8.0)
+    start = {fq.bits for fq in _weight_fqs(learnable_model).values()}
+    assert start == {7}  # the shipped recipe's init
+    assert bit_penalty(learnable_model).item() == pytest.approx(7.0)
     for fq in _weight_fqs(learnable_model).values():
         fq.set_bits(4)
     assert bit_penalty(learnable_model).item() == pytest.approx(4.0)
@@ -66,7 +67,7 @@ def _qkv_drop(model: torch.nn.Module, imp: float) -> float:
     fqs = _weight_fqs(model)
     sizes = {n: float(fq.scale.numel()) for n, fq in fqs.items()}
     q = f"{QKV}.weight_fake_quant"
-    return 8.0 * sizes[q] * (1 - 1 / imp) / sum(sizes.values())
+    return fqs[q].bits * sizes[q] * (1 - 1 / imp) / sum(sizes.values())
 
 
 def test_gradient_reaches_bit_offset(learnable_model) -> None:

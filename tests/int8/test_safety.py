@@ -17,8 +17,9 @@ from sam2_quant_plugin.cli.main import main
 from sam2_quant_plugin.errors import ConfigError, ExportError
 from sam2_quant_plugin.int8 import int8_layers, saturation_report
 from sam2_quant_plugin.int8.deploy import NOTE_KEY, SAFE_KEY
-from sam2_quant_plugin.int8.safety import plan_risk
+from sam2_quant_plugin.int8.safety import check_recipe_target, plan_risk
 from sam2_quant_plugin.onnx.pipeline import export_bundle
+from sam2_quant_plugin.recipe import shipped_recipes
 from sam2_quant_plugin.sam2 import bundled_images
 from tests._utils import make_tiny_sam2_like, tiny_input
 from tests.int8._linear import export, ln_linear
@@ -56,6 +57,18 @@ def test_shipped_recipes_plan_risk() -> None:
     vnni = risky("w8a8_vnni")
     assert vnni
     assert all(".trunk." in n or ".neck." in n for n in vnni)
+
+
+@pytest.mark.parametrize("key", sorted(shipped_recipes()))
+def test_every_shipped_recipe_runs_with_the_default_target_unless_named_vnni(tiny_sam2, key: str) -> None:  # type: ignore[no-untyped-def]
+    """`sam2-quant run --recipe NAME` exports for every CPU by default: a shipped recipe it would refuse is
+    a defect, unless its name says it is for VNNI CPUs only (and then it must be refused)."""
+    qmodel = prepare_qat(tiny_sam2, key)
+    if key.endswith("_vnni"):
+        with pytest.raises(ExportError, match="--target-cpu vnni"):
+            check_recipe_target(qmodel, "any")
+    else:
+        check_recipe_target(qmodel, "any")
 
 
 def test_shipped_w8a8_is_saturation_free_after_calibration() -> None:
