@@ -111,6 +111,30 @@ def bundled_images() -> list[Path]:
     return _asset_files("images")
 
 
+def _is_jpeg(path: Path) -> bool:
+    return path.suffix.lower() in (".jpg", ".jpeg")
+
+
+def _clip_hint(folder: Path) -> str | None:
+    """The fix for a folder that holds clips rather than frames: an SA-V root, or a folder of clip folders."""
+    from .sav import sav_layout  # sav reads IMAGE_SUFFIXES from here: import when needed
+
+    layout = sav_layout(folder)
+    where = layout[0] if layout else folder
+    clips = sorted(d for d in where.iterdir() if d.is_dir() and any(_is_jpeg(f) for f in d.iterdir()))
+    if not clips:
+        return None
+    what = (
+        f"is an SA-V root (one clip per folder in {where.name}/)"
+        if layout
+        else f"holds {len(clips)} clip folders"
+    )
+    extra = (
+        " (`sam2-quant cdpq --images` takes the whole root, with prompts from its masks)" if layout else ""
+    )
+    return f"It {what}: a video option takes one clip. Fix: pass one of them, e.g. {clips[0]}{extra}."
+
+
 def video_frames(video_dir: str | Path) -> list[Path]:
     """The JPEG frames of a clip folder in frame order; a named :class:`DataError` when SAM 2's video
     reader would not take it (missing folder, no ``*.jpg``, names that are not frame numbers, a frame whose
@@ -119,9 +143,9 @@ def video_frames(video_dir: str | Path) -> list[Path]:
     fix = "Fix: pass a folder of JPEG frames named by frame number (00000.jpg, 00001.jpg, ...)."
     if not folder.is_dir():
         raise DataError(f"video folder not found: {folder}. {fix}")
-    frames = [p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg")]
+    frames = [p for p in folder.iterdir() if _is_jpeg(p)]
     if not frames:
-        raise DataError(f"video folder {folder} holds no .jpg/.jpeg frame. {fix}")
+        raise DataError(f"video folder {folder} holds no .jpg/.jpeg frame. {_clip_hint(folder) or fix}")
     odd = [p.name for p in frames if not p.stem.isdigit()]
     if odd:
         raise DataError(f"video folder {folder}: {odd[:3]} are not frame numbers. {fix}")

@@ -11,6 +11,7 @@ import torch
 
 from sam2_quant_plugin.cdpq.data import find_images, find_samples
 from sam2_quant_plugin.errors import DataError
+from sam2_quant_plugin.io.images import video_frames
 from sam2_quant_plugin.io.sav import read_mask, sav_layout, sav_samples
 from sam2_quant_plugin.sam2.batches import make_batches, prompts_from_masks
 
@@ -53,6 +54,21 @@ def test_not_an_sav_root_names_the_layout(tmp_path: Path) -> None:
     (tmp_path / "JPEGImages_24fps" / "v").mkdir(parents=True)
     with pytest.raises(DataError, match="holds no frames"):
         sav_samples(tmp_path)
+
+
+def test_a_video_option_given_the_sav_root_or_a_folder_of_clips_names_a_clip(tmp_path: Path) -> None:
+    """`--video` / `--calib-video` take one clip: the SA-V root (or its frames folder) names one to pass."""
+    with pytest.raises(DataError, match="is an SA-V root") as info:
+        video_frames(SAV)
+    assert f"e.g. {SAV / 'JPEGImages_24fps' / 'sav_000001'} " in str(info.value)
+    assert "cdpq --images" in str(info.value)
+    with pytest.raises(DataError, match="holds 2 clip folders") as info:
+        video_frames(SAV / "JPEGImages_24fps")
+    assert str(info.value).endswith(f"e.g. {SAV / 'JPEGImages_24fps' / 'sav_000001'}.")
+    assert len(video_frames(SAV / "JPEGImages_24fps" / "sav_000001")) > 1  # the named clip is one
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(DataError, match=r"Fix: pass a folder of JPEG frames named by frame number"):
+        video_frames(tmp_path)  # no clip inside: the general fix
 
 
 def test_prompts_lie_inside_their_objects_and_boxes_are_tight() -> None:
