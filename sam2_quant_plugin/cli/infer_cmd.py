@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import BundleError, DataError
 from .checks import check_box, check_point, parse_floats
 from .common import add_nbits_accuracy_argument
-from .ort_options import check_provider, output_files
+from .ort_options import check_provider, free_prefix, output_files
 
 HELP = (
     "run encoder.onnx + decoder.onnx on a photo with --point X,Y / --box x0,y0,x1,y1; save mask + overlay PNG"
@@ -29,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         help="output prefix: writes <prefix>.png and <prefix>_overlay.png, never over existing files "
-        "(default: <image stem>_mask beside the --onnx-dir folder, not inside it)",
+        "(default: <image stem>_mask beside the --onnx-dir folder, not inside it; _mask_2, _mask_3, ... "
+        "when taken)",
     )
     p.add_argument("--provider", default="cpu", choices=("cpu", "cuda"), help="onnxruntime EP")
     p.add_argument("--fp16", action="store_true", help="use the bundle's fp16 graphs")
@@ -84,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     img = load_image(args.image)
     coords, labels = prompts(args, img.shape[:2], size)
     # next to the bundle folder, never inside it (a bundle holds what export wrote, nothing else)
-    prefix = Path(args.out) if args.out else d.resolve().parent / f"{Path(args.image).stem}_mask"
-    mask_path, over_path = output_files(prefix, (".png", "_overlay.png"))  # both free: before inference
+    suffixes = (".png", "_overlay.png")
+    default = d.resolve().parent / f"{Path(args.image).stem}_mask"  # taken: _mask_2, _mask_3, ...
+    prefix = Path(args.out) if args.out else free_prefix(default, suffixes)
+    mask_path, over_path = output_files(prefix, suffixes)  # both free: before inference
     # deployment: a file this CPU's int8 kernels get wrong is refused (Int8Error names the fix)
     enc = make_session(files[f"encoder{suffix}"], args.provider, wrong_cpu="error")
     dec = make_session(files[f"decoder{suffix}"], args.provider, wrong_cpu="error")

@@ -45,6 +45,17 @@ def check_file_target(path: str | Path, flag: str) -> Path:
     return path
 
 
+def free_prefix(base: Path, suffixes: tuple[str, ...]) -> Path:
+    """``base``, or ``base_2``, ``base_3``, ... : the first prefix none of whose ``<prefix><suffix>`` files
+    exists, so a default output name never refuses a second run (an explicit ``--out`` still does)."""
+    n = 1
+    prefix = base
+    while any((f := prefix.with_name(prefix.name + s)).exists() or f.is_symlink() for s in suffixes):
+        n += 1
+        prefix = base.with_name(f"{base.name}_{n}")
+    return prefix
+
+
 def output_files(prefix: Path, suffixes: tuple[str, ...], flag: str = "--out") -> list[Path]:
     """The files ``<prefix><suffix>``, checked before the work: none exists, ``prefix`` is not a folder and
     its parent is (or can become) a writable folder. So a command writes all of them or none."""

@@ -142,6 +142,14 @@ def test_infer_default_output_is_beside_the_bundle(tmp_path: Path, good_bundle: 
     assert set(p.name for p in bundle.iterdir()) == inside  # the bundle holds what export wrote
     assert (tmp_path / f"{img.stem}_mask.png").is_file()
     assert (tmp_path / f"{img.stem}_mask_overlay.png").is_file()
+    first = (tmp_path / f"{img.stem}_mask.png").read_bytes()
+    # a second prompt on the same photo takes the next free name; the first result stays as it was
+    (tmp_path / f"{img.stem}_mask_2_overlay.png").write_bytes(b"")  # half of _2 taken: _3 is the first free
+    assert main(["infer", "--onnx-dir", str(bundle), "--image", str(img), "--box", "0,0,40,40"]) == 0
+    assert (tmp_path / f"{img.stem}_mask_3.png").is_file()
+    assert (tmp_path / f"{img.stem}_mask_3_overlay.png").is_file()
+    assert not (tmp_path / f"{img.stem}_mask_2.png").exists()
+    assert (tmp_path / f"{img.stem}_mask.png").read_bytes() == first
 
 
 def test_bench_publishes_its_run_folder_whole(tmp_path: Path) -> None:
