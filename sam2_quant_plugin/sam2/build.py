@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -190,11 +191,32 @@ def build_sam2_model(
         logger.info("loaded %s weights from %s", short, path)
 
     model = model.to(device).eval()
+    if video:
+        _skip_hole_filling_without_its_kernel(model, device)
     n_rope = _fix_rope_feat_sizes(model, image_size, device)
     logger.debug("set %d RoPEAttention tables to %dx%d", n_rope, image_size // 16, image_size // 16)
     info = ModelInfo("sam2", short, weights, seed if path is None else None, image_size)
     set_model_info(model, info)
     return model
+
+
+def _skip_hole_filling_without_its_kernel(predictor: torch.nn.Module, device: str | torch.device) -> None:
+    """SAM 2.1's video predictor fills small holes in each frame's masks with a compiled CUDA kernel
+    (``sam2._C``, built only by a CUDA install of SAM 2). Where it cannot run (not built, or a CPU run) SAM 2
+    catches the failure, leaves the masks as they were and warns "Skipping the post-processing step due to
+    the error above". Turn the step off there instead: the same masks, without the alarming warning."""
+    area = int(getattr(predictor, "fill_hole_area", 0))
+    if area <= 0:
+        return
+    if torch.device(device).type == "cuda" and importlib.util.find_spec("sam2._C") is not None:
+        return
+    predictor.fill_hole_area = 0
+    logger.info(
+        "SAM 2's hole filling (fill_hole_area=%d) needs its CUDA kernel sam2._C on a GPU: off for this %s "
+        "run, which leaves the masks as SAM 2 itself would when that kernel fails",
+        area,
+        torch.device(device).type,
+    )
 
 
 def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike[str]) -> Path:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from sam2.modeling.sam.transformer import RoPEAttention
@@ -232,3 +234,25 @@ def test_nan_checkpoint(tiny_ckpt: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="NaN/Inf") as err:
         build_sam2_model("t", path, image_size=128)
     assert key in str(err.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU host may have SAM 2's hole-filling kernel")
+def test_video_predictor_skips_hole_filling_it_cannot_run_with_sam2s_own_masks() -> None:
+    """SAM 2's hole filling needs its CUDA kernel; without it SAM 2 warns per run and leaves the masks as
+    they are. Our predictor turns the step off: no warning, and the very masks SAM 2 gives."""
+    from sam2_quant_plugin.sam2.video import propagate
+
+    vp = build_sam2_model("t", image_size=128, video=True)
+    assert vp.fill_hole_area == 0
+    clip = bundled_video_frames()[0].parent
+    points = np.array([[120.0, 90.0], [300.0, 200.0]], dtype=np.float32)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ours = propagate(vp, clip, points)
+    assert not [w for w in seen if "post-processing" in str(w.message)]
+    vp.fill_hole_area = 8  # SAM 2.1's default: the kernel is missing here, so SAM 2 skips the step itself
+    with pytest.warns(UserWarning, match="Skipping the post-processing step"):
+        theirs = propagate(vp, clip, points)
+    assert len(ours) == len(theirs) == len(bundled_video_frames())
+    for a, b in zip(ours, theirs, strict=True):
+        assert torch.equal(a, b)
