@@ -5,6 +5,7 @@ qmodel = prepare_qat(model, load_recipe("w4a8"))       # torch.ao prepare_qat un
 calibrate(qmodel)                                       # observers see the bundled photos
 ...train...
 frozen = freeze(qmodel)                                 # integer bits, fixed scales
+export_onnx(frozen, "bundle")                           # QDQ ONNX bundle for onnxruntime (the onnx extra)
 
 Any other model: ``frozen = quantize(model, recipe, forward_loop)`` (a recipe without targets covers the
 whole model), or ``qconfig_mapping(model, recipe)`` for torch.ao's own ``prepare_qat``.
@@ -13,6 +14,7 @@ whole model), or ``qconfig_mapping(model, recipe)`` for torch.ao's own ``prepare
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from . import observers as observers  # registers the observers by name
 from .api import (
@@ -67,6 +69,17 @@ from .saving import load_quantized, save_quantized
 __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+
+def __getattr__(name: str) -> Any:
+    """``export_onnx`` (:func:`sam2_quant_plugin.onnx.pipeline.export_bundle`) is imported on first use:
+    it needs the ``onnx`` extra, which the quantization verbs do not."""
+    if name == "export_onnx":
+        from .onnx.pipeline import export_bundle
+
+        return export_bundle
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "BitsError",
     "BundleError",
@@ -99,6 +112,7 @@ __all__ = [
     "convert",
     "current_recipe",
     "default_forward_loop",
+    "export_onnx",
     "fake_quants",
     "freeze",
     "get_adapter",

@@ -50,6 +50,11 @@ def test_readme_python_blocks_run_as_written(tmp_path: Path, monkeypatch: pytest
     assert sq.load_recipe("my_recipe.yaml").name
     assert names["plan"]
     assert isinstance(names["int8"], nn.Module)
+    bundle = tmp_path / "my_bundle"
+    assert sorted(p.name for p in bundle.iterdir()) == ["decoder.onnx", "encoder.onnx", "manifest.json"]
+    encoder = ort.InferenceSession(str(bundle / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    image = np.zeros((1, 3, 256, 256), dtype=np.float32)
+    assert all(np.isfinite(o).all() for o in encoder.run(None, {encoder.get_inputs()[0].name: image}))
 
     x = torch.randn(4, 16)  # block 2 reuses block 1's `sq`; `model` there is the user's own
     names.update(model=mlp(), float_model=mlp(), x=x, calib_batches=[x, 2 * x])
@@ -62,4 +67,4 @@ def test_readme_python_blocks_run_as_written(tmp_path: Path, monkeypatch: pytest
         again = names["again"](x).numpy()
     np.testing.assert_allclose(got, want, atol=2e-2 * float(np.abs(want).max()))
     np.testing.assert_array_equal(again, want)
-    assert sorted(os.listdir(tmp_path)) == ["model.onnx", "my_recipe.yaml", "q.pt", "qconfigs"]
+    assert sorted(os.listdir(tmp_path)) == ["model.onnx", "my_bundle", "my_recipe.yaml", "q.pt", "qconfigs"]
