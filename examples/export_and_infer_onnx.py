@@ -21,6 +21,7 @@ import sam2_quant_plugin as sq
 from sam2_quant_plugin.io.atomic import new_run_dir
 from sam2_quant_plugin.onnx.pipeline import export_bundle
 from sam2_quant_plugin.sam2 import bundled_images, load_image
+from sam2_quant_plugin.sam2.ort_image import OnnxImagePredictor
 
 log = logging.getLogger("onnx_example")
 MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
@@ -67,11 +68,23 @@ def main() -> None:
             "point_labels": np.ones((1, 1), dtype=np.int32),
         },
     )
-    mask = np.asarray(Image.fromarray((masks[0, 0] > 0).astype(np.uint8) * 255).resize((w, h)))
+    # SAM 2 upsamples the logits (bilinear) to the photo and thresholds them there, not the other way round
+    logits = np.asarray(Image.fromarray(masks[0, 0].astype(np.float32)).resize((w, h), Image.BILINEAR))
+    mask = (logits > 0).astype(np.uint8) * 255
     out = bundle / "truck_mask.png"
     Image.fromarray(mask).save(out)
     log.info(
         "mask %s covers %.1f%% of the photo (predicted IoU %.3f)", out, 100 * (mask > 0).mean(), iou[0, 0]
+    )
+
+    # --- the same with the package's predictor: SAM 2's own pre- and post-processing (sam2-quant infer) --
+    predictor = OnnxImagePredictor(bundle)
+    predictor.set_image(img)
+    result = predictor.predict(points=[[0.5 * w, 0.6 * h]])  # photo pixels
+    log.info(
+        "OnnxImagePredictor: %.1f%% of the photo (predicted IoU %.3f)",
+        100 * result.best.mean(),
+        result.scores[0],
     )
 
 
