@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -24,12 +23,12 @@ from sam2_quant_plugin.sam2.names import (
     SAM21_ONLY_KEYS,
     TRUNK_BLOCKS,
     config_short_name,
+    trunk_size,
 )
 
 logger = logging.getLogger(__name__)
 
 _SHOW_KEYS = 5
-_TRUNK_BLOCK = re.compile(r"image_encoder\.trunk\.blocks\.(\d+)\.")
 
 
 def _check_image_size(image_size: int) -> int:
@@ -125,9 +124,8 @@ def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: P
 
 def _diagnose(state: dict[str, torch.Tensor], short: str) -> str:
     """What the checkpoint is, and the fix: a SAM 2.0 file, another size (by its trunk blocks), or unknown."""
-    blocks = {int(m.group(1)) for k in state if (m := _TRUNK_BLOCK.match(k))}
-    size = next((name for name, n in TRUNK_BLOCKS.items() if blocks and n == max(blocks) + 1), None)
-    if not any(k in state for k in SAM21_ONLY_KEYS) and blocks:
+    have, size = trunk_size(state)
+    if not any(k in state for k in SAM21_ONLY_KEYS) and have is not None:
         want = size or short
         return (
             "It is a SAM 2 (2.0) checkpoint: it lacks the parameters SAM 2.1 added "

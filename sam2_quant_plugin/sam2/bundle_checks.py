@@ -7,17 +7,15 @@ here, from the graph's inputs and initializer names (no weights are read), befor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import BundleError
 from . import graphs as g
-from .names import CONFIGS, TRUNK_BLOCKS, config_short_name
+from .names import CONFIGS, TRUNK_BLOCKS, config_short_name, trunk_size
 
 REEXPORT = "Fix: export the bundle again with `sam2-quant export --out NEW_FOLDER`."
-_BLOCK = re.compile(r"image_encoder\.trunk\.blocks\.(\d+)\.")
 #: manifest ``files`` key (fp16 suffix removed) -> (what the graph is, its input names)
 ROLES = {
     "encoder": ("an image encoder", g.ENCODER_INPUTS),
@@ -62,13 +60,11 @@ def check_trunk(proto: Any, path: Path, config: str) -> None:
     only when the count found is another config's: a count no config has (names changed by an exporter) is
     not evidence, so a valid bundle is never refused on it."""
     want = TRUNK_BLOCKS.get(config_short_name(config))
-    blocks = {int(m.group(1)) for init in proto.graph.initializer if (m := _BLOCK.search(init.name))}
-    have = max(blocks) + 1 if blocks else None
-    match = [name for name, n in TRUNK_BLOCKS.items() if n == have]
-    if want is None or have == want or not match:
+    have, match = trunk_size(init.name for init in proto.graph.initializer)
+    if want is None or have == want or match is None:
         return
     raise BundleError(
         f"manifest.json says config {config!r} (a Hiera trunk of {want} blocks) but {path.name} holds a "
-        f"trunk of {have} blocks ({match[0]}): the manifest was edited or belongs to another bundle. "
-        f"Fix: set config to {match[0]!r} in manifest.json, or export again."
+        f"trunk of {have} blocks ({match}): the manifest was edited or belongs to another bundle. "
+        f"Fix: set config to {match!r} in manifest.json, or export again."
     )

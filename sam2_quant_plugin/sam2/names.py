@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from types import MappingProxyType
 
 from sam2_quant_plugin.errors import ModelConfigError
@@ -31,6 +33,17 @@ CHECKPOINT_FILES = MappingProxyType(
 TRUNK_BLOCKS = MappingProxyType(
     {"sam2.1_hiera_t": 12, "sam2.1_hiera_s": 16, "sam2.1_hiera_b+": 24, "sam2.1_hiera_l": 48}
 )
+
+_TRUNK_BLOCK = re.compile(r"image_encoder\.trunk\.blocks\.(\d+)\.")
+
+
+def trunk_size(names: Iterable[str]) -> tuple[int | None, str | None]:
+    """The Hiera trunk blocks named in ``names`` (state-dict keys, ONNX initializer names) and the config that
+    has that many; ``None`` for what is not found."""
+    blocks = {int(m.group(1)) for name in names if (m := _TRUNK_BLOCK.search(name))}
+    have = max(blocks) + 1 if blocks else None
+    return have, next((config for config, n in TRUNK_BLOCKS.items() if n == have), None)
+
 
 #: Parameters SAM 2.1 added to SAM 2 (2.0): a 2.0 checkpoint lacks exactly these.
 SAM21_ONLY_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight", "obj_ptr_tpos_proj.bias")
