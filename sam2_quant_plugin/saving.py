@@ -18,7 +18,7 @@ from .api import current_recipe, fake_quants, prepare_qat, quant_state, set_obse
 from .errors import CheckpointError
 from .fake_quant.frozen import FrozenFakeQuantize
 from .io.atomic import atomic_write
-from .io.torch_files import load_torch_file
+from .io.torch_files import load_torch_dict
 from .recipe.io import load_recipe
 from .recipe.schema import Recipe
 
@@ -53,10 +53,7 @@ _READ_FIX = "pass a file written by save_quantized or a run's frozen_state_dict.
 def _read(path: str | Path | dict[str, Any]) -> dict[str, Any]:
     if isinstance(path, dict):
         return path
-    blob = load_torch_file(path, fix=_READ_FIX)
-    if not isinstance(blob, dict):
-        raise CheckpointError(f"{path} holds a {type(blob).__name__}, not a saved model. Fix: {_READ_FIX}")
-    return blob
+    return load_torch_dict(path, what="a saved model", fix=_READ_FIX)
 
 
 def load_quantized(

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..errors import CheckpointError
 from ..io.atomic import atomic_write
-from ..io.torch_files import load_torch_file
+from ..io.torch_files import load_torch_dict
 from ..numerics import qrange, quantize_to_int, to_groups
 from .student import weight_quantizers
 
@@ -90,12 +90,7 @@ def save_package(package: dict[str, Any], path: str | Path) -> Path:
 
 def load_package(path: str | Path) -> dict[str, Any]:
     """A package written by :func:`save_package`; a ``CheckpointError`` when the file is not one."""
-    package = load_torch_file(path, fix=_PACKAGE_FIX)
-    if not isinstance(package, dict):
-        raise CheckpointError(
-            f"{path} holds a {type(package).__name__}, not a CDPQ package. Fix: {_PACKAGE_FIX}"
-        )
-    return package
+    return load_torch_dict(path, what="a CDPQ package", fix=_PACKAGE_FIX)
 
 
 def package_to_checkpoint(package: dict[str, Any] | str | Path, path: str | Path) -> Path:

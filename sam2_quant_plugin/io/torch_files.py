@@ -30,6 +30,14 @@ def load_torch_file(path: str | os.PathLike[str], *, fix: str) -> Any:
         raise CheckpointError(f"{path} cannot be loaded: {_why(path, e)}. Fix: {fix}") from None
 
 
+def load_torch_dict(path: str | os.PathLike[str], *, what: str, fix: str) -> dict[Any, Any]:
+    """:func:`load_torch_file` for a file that must hold a dict (``what`` names it in the error)."""
+    blob = load_torch_file(path, fix=fix)
+    if not isinstance(blob, dict):
+        raise CheckpointError(f"{path} holds a {type(blob).__name__}, not {what}. Fix: {fix}")
+    return blob
+
+
 def _why(path: Path, error: BaseException) -> str:
     if path.stat().st_size == 0:
         return "the file is empty (0 bytes)"
